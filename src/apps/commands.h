@@ -1,0 +1,24 @@
+#pragma once
+// The subcommands of `ffc`. Each takes a plain options struct and returns the exit status; all
+// command-line parsing lives in main.cpp (CLI11 is expensive to compile, so one file includes it).
+
+#include <string>
+
+#include "apps/config_cli.h"
+
+namespace ffc::app {
+
+struct ConfigCommand {
+  ConfigOptions config;
+  bool keys = false;
+  bool markdown = false;
+};
+int run_config(const ConfigCommand& cmd);
+
+struct EnvCommand {
+  ConfigOptions config;
+  std::string backend = "mpi";
+};
+int run_env(const EnvCommand& cmd);
+
+}  // namespace ffc::app

@@ -1,0 +1,66 @@
+#include "apps/guarded_main.h"
+
+#include <ATen/Parallel.h>
+
+#include <exception>
+
+#include "common/error.h"
+#include "common/logging.h"
+
+namespace ffc::app {
+namespace {
+
+int report(const char* kind, const std::string& what, int code) {
+  // Before MPI is up only the launcher's rank 0 reports, so a config error printed by every rank
+  // of a 64-rank job appears once.
+  if (process_size() > 1 || comm::launcher_rank() == 0) {
+    // In a multi-rank job every message says where it happened (library errors already do).
+    const std::string label = process_label();
+    const bool add_label = process_size() > 1 && what.find(label) == std::string::npos;
+    spdlog::error("{}{}{}", kind, what, add_label ? " (on " + label + ")" : std::string());
+  }
+  flush_logs();
+  return code;
+}
+
+}  // namespace
+
+int guarded_main(const std::function<int()>& body) {
+  int code = kExitOk;
+  try {
+    code = body();
+  } catch (const ConfigError& e) {
+    code = report("configuration error: ", e.what(), kExitUsage);
+  } catch (const Error& e) {
+    code = report("", e.what(), kExitFailure);
+  } catch (const std::exception& e) {
+    code = report("unexpected error: ", e.what(), kExitFailure);
+  } catch (...) {
+    code = report("unexpected error of unknown type", "", kExitFailure);
+  }
+  if (code != kExitOk && code != kExitSavedOnSignal && comm::mpi_initialized() &&
+      process_size() > 1) {
+    comm::abort_job(code);
+  }
+  flush_logs();
+  comm::finalize_mpi();
+  return code;
+}
+
+Session start_session(const Config& config, comm::Backend backend) {
+  if (backend != comm::Backend::kSingle) {
+    comm::init_mpi(nullptr, nullptr);
+  }
+  Session s;
+  s.comm = comm::make_world_communicator(backend);
+  set_process_identity(s.comm->rank(), s.comm->size());
+  init_logging(s.comm->rank(), s.comm->size(), config.log_level);
+  s.threads = choose_num_threads(config.num_threads, s.comm->local_size());
+  at::set_num_threads(s.threads.threads);
+  spdlog::info("world: {} rank(s), {} on this node, backend {}, {} thread(s) per rank ({})",
+               s.comm->size(), s.comm->local_size(), s.comm->backend(), s.threads.threads,
+               s.threads.reason);
+  return s;
+}
+
+}  // namespace ffc::app

@@ -1,0 +1,88 @@
+// ffc: one executable, one subcommand per task. All command-line parsing is here; each command's
+// work is in apps/cmd_<name>.cpp behind a plain options struct (apps/commands.h).
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+#include "apps/commands.h"
+#include "apps/guarded_main.h"
+#include "apps/version_info.h"
+#include "comm/runtime.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/memory.h"
+
+namespace ffc::app {
+namespace {
+
+using Action = std::function<int()>;
+
+void add_config_options(CLI::App& cmd, ConfigOptions& options) {
+  cmd.add_option("--config", options.file, "YAML configuration file (flat key: value mapping)");
+  cmd.add_option("--set", options.sets,
+                 "Override one key, e.g. --set lr=0.05 or --set margin_list=[1.0,0.0,0.4]; "
+                 "repeatable, applied after --config in order")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
+  cmd.add_flag("--dump-config", options.dump, "Print the resolved configuration as YAML and exit");
+}
+
+void add_config_command(CLI::App& app, Action& action) {
+  auto* sub = app.add_subcommand(
+      "config",
+      "Resolve a configuration (defaults <- --config <- --set), validate it and print it");
+  auto cmd = std::make_shared<ConfigCommand>();
+  add_config_options(*sub, cmd->config);
+  sub->add_flag("--keys", cmd->keys,
+                "List every key with its type, default, allowed values and meaning");
+  sub->add_flag("--markdown", cmd->markdown,
+                "With --keys: print a Markdown table (docs/config.md)");
+  sub->callback([&action, cmd] { action = [cmd] { return run_config(*cmd); }; });
+}
+
+void add_env_command(CLI::App& app, Action& action) {
+  auto* sub = app.add_subcommand(
+      "env",
+      "Start the world as training would (MPI, threads, devices), print it rank by rank and "
+      "check the collectives");
+  auto cmd = std::make_shared<EnvCommand>();
+  add_config_options(*sub, cmd->config);
+  sub->add_option("--backend", cmd->backend, "Communication backend")
+      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
+      ->capture_default_str();
+  sub->callback([&action, cmd] { action = [cmd] { return run_env(*cmd); }; });
+}
+
+int run_cli(int argc, char** argv) {
+  CLI::App cli{
+      "ffc: trains face-recognition classifiers over millions of identities (FFC and its "
+      "baselines) on MPI clusters.",
+      "ffc"};
+  cli.set_version_flag(
+      "--version", [] { return version_report(); },
+      "Print versions of ffc and of the libraries it was built with");
+  cli.require_subcommand(1);
+  cli.footer(
+      "Run `ffc <command> --help` for a command's options. Exit status: 0 success, 1 error, "
+      "2 bad configuration or usage, 3 stopped by a signal after saving.");
+  Action action;
+  add_config_command(cli, action);
+  add_env_command(cli, action);
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = cli.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  return action ? action() : kExitOk;
+}
+
+}  // namespace
+}  // namespace ffc::app
+
+int main(int argc, char** argv) {
+  ffc::configure_allocator();
+  ffc::init_logging(ffc::comm::launcher_rank(), 1, "info");
+  return ffc::app::guarded_main([&] { return ffc::app::run_cli(argc, argv); });
+}

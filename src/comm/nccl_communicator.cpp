@@ -1,0 +1,283 @@
+// NcclCommunicator: collectives on CUDA tensors over NCCL. One GPU per rank: the device is the
+// node-local rank (MPI_Comm_split_type), the NCCL unique id travels by MPI_Bcast.
+//
+// Streams: with a CUDA-enabled LibTorch the operations are enqueued on LibTorch's current stream
+// of the device, so they order with the surrounding kernels without a host synchronisation. With a
+// CPU-only LibTorch (no CUDA tensors can exist, but the code is compiled and linked) they run on a
+// private stream and the host waits for each operation.
+
+#include <ATen/ATen.h>
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <cstdlib>
+
+#include "comm/backends.h"
+#include "comm/mpi_check.h"
+
+#if defined(FFC_TORCH_HAS_CUDA)
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#define FFC_NCCL_CHECK(expr)                                                                     \
+  do {                                                                                           \
+    const ncclResult_t ffc_nccl_rc_ = (expr);                                                    \
+    if (ffc_nccl_rc_ != ncclSuccess) {                                                           \
+      ::ffc::detail::raise_library_error(::ffc::Library::kNccl, static_cast<long>(ffc_nccl_rc_), \
+                                         ncclGetErrorString(ffc_nccl_rc_), #expr, __FILE__,      \
+                                         __LINE__);                                              \
+    }                                                                                            \
+  } while (false)
+
+#define FFC_CUDA_CHECK(expr)                                                                     \
+  do {                                                                                           \
+    const cudaError_t ffc_cuda_rc_ = (expr);                                                     \
+    if (ffc_cuda_rc_ != cudaSuccess) {                                                           \
+      ::ffc::detail::raise_library_error(::ffc::Library::kCuda, static_cast<long>(ffc_cuda_rc_), \
+                                         cudaGetErrorString(ffc_cuda_rc_), #expr, __FILE__,      \
+                                         __LINE__);                                              \
+    }                                                                                            \
+  } while (false)
+
+namespace ffc::comm {
+namespace {
+
+ncclDataType_t nccl_type(at::ScalarType t, const char* op) {
+  switch (t) {
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kInt:
+      return ncclInt32;
+    case at::kLong:
+      return ncclInt64;
+    case at::kByte:
+      return ncclUint8;
+    case at::kChar:
+      return ncclInt8;
+    case at::kHalf:
+      return ncclFloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
+    default:
+      FFC_CHECK(false, std::string(op) + ": dtype " + c10::toString(t) +
+                           " is not supported by the nccl backend");
+  }
+  return ncclFloat32;
+}
+
+ncclRedOp_t nccl_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+      return ncclSum;
+    case ReduceOp::kMax:
+      return ncclMax;
+    case ReduceOp::kMin:
+      return ncclMin;
+  }
+  return ncclSum;
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator() {
+    MPI_Comm world = MPI_COMM_WORLD;
+    FFC_MPI_CHECK(MPI_Comm_rank(world, &rank_));
+    FFC_MPI_CHECK(MPI_Comm_size(world, &size_));
+    MPI_Comm node = MPI_COMM_NULL;
+    FFC_MPI_CHECK(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    FFC_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
+    FFC_MPI_CHECK(MPI_Comm_size(node, &local_size_));
+    FFC_MPI_CHECK(MPI_Comm_free(&node));
+
+    int devices = 0;
+    const cudaError_t rc = cudaGetDeviceCount(&devices);
+    if (rc != cudaSuccess || devices == 0) {
+      throw Error("the nccl backend needs a CUDA device per rank, but " + process_label() +
+                  " sees none (" + cudaGetErrorString(rc) + "); check the job's GPU request");
+    }
+    if (local_rank_ >= devices) {
+      const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+      throw Error(
+          "node-local rank " + std::to_string(local_rank_) + " of " + std::to_string(local_size_) +
+          " on " + host_name() + " but only " + std::to_string(devices) +
+          " CUDA devices are visible (CUDA_VISIBLE_DEVICES=" + (visible ? visible : "unset") +
+          "); launch as many ranks per node as GPUs per node, and do not use "
+          "--gpus-per-task (it hides the other GPUs from NCCL)");
+    }
+    device_ = local_rank_;
+    FFC_CUDA_CHECK(cudaSetDevice(device_));
+
+    ncclUniqueId id;
+    if (rank_ == 0) {
+      FFC_NCCL_CHECK(ncclGetUniqueId(&id));
+    }
+    FFC_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, world));
+    FFC_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+#if !defined(FFC_TORCH_HAS_CUDA)
+    FFC_CUDA_CHECK(cudaStreamCreateWithFlags(&own_stream_, cudaStreamNonBlocking));
+#endif
+    FFC_CUDA_CHECK(cudaMalloc(&barrier_buf_, sizeof(float)));
+  }
+
+  ~NcclCommunicator() override {
+    if (barrier_buf_ != nullptr) {
+      cudaFree(barrier_buf_);
+    }
+    if (own_stream_ != nullptr) {
+      cudaStreamDestroy(own_stream_);
+    }
+    if (comm_ != nullptr) {
+      ncclCommDestroy(comm_);
+    }
+  }
+
+  int rank() const override {
+    return rank_;
+  }
+  int size() const override {
+    return size_;
+  }
+  int local_rank() const override {
+    return local_rank_;
+  }
+  int local_size() const override {
+    return local_size_;
+  }
+  std::string backend() const override {
+    return "nccl";
+  }
+  at::Device device() const override {
+    return at::Device(at::kCUDA, device_);
+  }
+
+  void all_reduce(at::Tensor& tensor, ReduceOp op) override {
+    check_device(tensor, "all_reduce", "input");
+    const ncclDataType_t type = nccl_type(tensor.scalar_type(), "all_reduce");
+    FFC_NCCL_CHECK(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type,
+                                 nccl_op(op), comm_, stream()));
+    finish();
+  }
+
+  void all_gather(const at::Tensor& in, at::Tensor& out) override {
+    detail::check_gather_shapes(in, out, size_, "all_gather");
+    check_device(in, "all_gather", "input");
+    check_device(out, "all_gather", "output");
+    FFC_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), in.numel(),
+                                 nccl_type(in.scalar_type(), "all_gather"), comm_, stream()));
+    finish();
+  }
+
+  void all_gather_v(const at::Tensor& in, at::Tensor& out,
+                    const std::vector<int64_t>& counts) override {
+    check_device(in, "all_gather_v", "input");
+    check_device(out, "all_gather_v", "output");
+    detail::check_v_shapes(in, out, "all_gather_v");
+    detail::check_counts(counts, size_, rank_, in.size(0), out.size(0), "all_gather_v");
+    const ncclDataType_t type = nccl_type(in.scalar_type(), "all_gather_v");
+    const int64_t row = detail::row_elements(out);
+    char* base = static_cast<char*>(out.data_ptr());
+    const int64_t elem = out.element_size();
+    // NCCL has no all-gather-v: one broadcast per root, grouped into a single launch.
+    FFC_NCCL_CHECK(ncclGroupStart());
+    int64_t offset = 0;
+    for (int r = 0; r < size_; ++r) {
+      void* dst = base + offset * row * elem;
+      const void* src = r == rank_ ? in.data_ptr() : dst;
+      FFC_NCCL_CHECK(ncclBroadcast(src, dst, counts[r] * row, type, r, comm_, stream()));
+      offset += counts[r];
+    }
+    FFC_NCCL_CHECK(ncclGroupEnd());
+    finish();
+  }
+
+  void reduce_scatter(const at::Tensor& in, at::Tensor& out, ReduceOp op) override {
+    detail::check_gather_shapes(out, in, size_, "reduce_scatter");
+    check_device(in, "reduce_scatter", "input");
+    check_device(out, "reduce_scatter", "output");
+    FFC_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), out.numel(),
+                                     nccl_type(in.scalar_type(), "reduce_scatter"), nccl_op(op),
+                                     comm_, stream()));
+    finish();
+  }
+
+  void reduce_scatter_v(const at::Tensor& in, at::Tensor& out, const std::vector<int64_t>& counts,
+                        ReduceOp op) override {
+    check_device(in, "reduce_scatter_v", "input");
+    check_device(out, "reduce_scatter_v", "output");
+    detail::check_v_shapes(out, in, "reduce_scatter_v");
+    detail::check_counts(counts, size_, rank_, out.size(0), in.size(0), "reduce_scatter_v");
+    const ncclDataType_t type = nccl_type(in.scalar_type(), "reduce_scatter_v");
+    const int64_t row = detail::row_elements(in);
+    const char* base = static_cast<const char*>(in.data_ptr());
+    const int64_t elem = in.element_size();
+    // One reduce per root, grouped: rank r receives the reduction of block r.
+    FFC_NCCL_CHECK(ncclGroupStart());
+    int64_t offset = 0;
+    for (int r = 0; r < size_; ++r) {
+      const void* src = base + offset * row * elem;
+      void* dst = r == rank_ ? out.data_ptr() : nullptr;
+      FFC_NCCL_CHECK(ncclReduce(src, dst, counts[r] * row, type, nccl_op(op), r, comm_, stream()));
+      offset += counts[r];
+    }
+    FFC_NCCL_CHECK(ncclGroupEnd());
+    finish();
+  }
+
+  void broadcast(at::Tensor& tensor, int root) override {
+    check_device(tensor, "broadcast", "input");
+    FFC_CHECK(root >= 0 && root < size_, "broadcast: root " + std::to_string(root) +
+                                             " is not a rank of " + std::to_string(size_));
+    FFC_NCCL_CHECK(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(),
+                                 nccl_type(tensor.scalar_type(), "broadcast"), root, comm_,
+                                 stream()));
+    finish();
+  }
+
+  void barrier() override {
+    FFC_NCCL_CHECK(
+        ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_, stream()));
+    FFC_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  }
+
+ private:
+  cudaStream_t stream() const {
+#if defined(FFC_TORCH_HAS_CUDA)
+    return c10::cuda::getCurrentCUDAStream(device_).stream();
+#else
+    return own_stream_;
+#endif
+  }
+
+  // Without LibTorch's streams the caller cannot order work after ours: wait here.
+  void finish() {
+#if !defined(FFC_TORCH_HAS_CUDA)
+    FFC_CUDA_CHECK(cudaStreamSynchronize(own_stream_));
+#endif
+  }
+
+  void check_device(const at::Tensor& t, const char* op, const char* what) const {
+    detail::check_tensor(t, op, what);
+    FFC_CHECK(t.device() == device(),
+              std::string(op) + ": the nccl backend of this rank works on " + device().str() +
+                  ", the " + what + " is on " + t.device().str());
+  }
+
+  int rank_ = 0;
+  int size_ = 1;
+  int local_rank_ = 0;
+  int local_size_ = 1;
+  int device_ = 0;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t own_stream_ = nullptr;
+  void* barrier_buf_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator() {
+  return std::make_unique<NcclCommunicator>();
+}
+
+}  // namespace ffc::comm

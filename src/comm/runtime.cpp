@@ -1,0 +1,172 @@
+#include "comm/runtime.h"
+
+#include <cstdlib>
+
+#include "comm/backends.h"
+#include "comm/mpi_check.h"
+#include "common/logging.h"
+
+#if defined(FFC_WITH_NCCL)
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+#endif
+
+namespace ffc::comm {
+namespace {
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    return fallback;
+  }
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return (*end == '\0' && n >= 0) ? static_cast<int>(n) : fallback;
+}
+
+// The environment variables launchers set, most specific first.
+constexpr const char* kRankVars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
+                                     "SLURM_PROCID"};
+constexpr const char* kSizeVars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"};
+
+}  // namespace
+
+Backend parse_backend(const std::string& name) {
+  if (name == "mpi") {
+    return Backend::kMpi;
+  }
+  if (name == "nccl") {
+    return Backend::kNccl;
+  }
+  if (name == "single") {
+    return Backend::kSingle;
+  }
+  throw ConfigError("unknown communication backend '" + name + "'; use mpi, nccl or single");
+}
+
+int launcher_rank() {
+  for (const char* var : kRankVars) {
+    const int r = env_int(var, -1);
+    if (r >= 0) {
+      return r;
+    }
+  }
+  return 0;
+}
+
+int launcher_size() {
+  for (const char* var : kSizeVars) {
+    const int s = env_int(var, -1);
+    if (s > 0) {
+      return s;
+    }
+  }
+  return 1;
+}
+
+void init_mpi(int* argc, char*** argv) {
+  int initialized = 0;
+  FFC_MPI_CHECK(MPI_Initialized(&initialized));
+  if (!initialized) {
+    int provided = 0;
+    FFC_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    if (provided < MPI_THREAD_FUNNELED) {
+      spdlog::warn(
+          "MPI provides thread level {} < MPI_THREAD_FUNNELED; only the main thread "
+          "calls MPI, which is what ffc does",
+          provided);
+    }
+  }
+  // Failed calls return codes that FFC_MPI_CHECK turns into exceptions, instead of aborting
+  // inside MPI without a message of ours.
+  FFC_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  int rank = 0;
+  int size = 1;
+  FFC_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  FFC_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+  set_process_identity(rank, size);
+}
+
+bool mpi_initialized() {
+  int initialized = 0;
+  int finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized && !finalized;
+}
+
+void finalize_mpi() {
+  if (mpi_initialized()) {
+    MPI_Finalize();
+  }
+}
+
+void abort_job(int code) {
+  flush_logs();
+  if (mpi_initialized()) {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) {
+      MPI_Abort(MPI_COMM_WORLD, code);
+    }
+    MPI_Finalize();
+  }
+  std::exit(code);
+}
+
+std::string mpi_library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  if (MPI_Get_library_version(text, &len) != MPI_SUCCESS) {
+    return "unknown";
+  }
+  std::string s(text, static_cast<size_t>(len));
+  // Open MPI appends build details after the first line.
+  const auto nl = s.find_first_of("\r\n,");
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+std::string nccl_version() {
+#if defined(FFC_WITH_NCCL)
+  int nccl = 0;
+  std::string out = "NCCL ";
+  if (ncclGetVersion(&nccl) == ncclSuccess) {
+    out += std::to_string(nccl / 10000) + "." + std::to_string((nccl / 100) % 100) + "." +
+           std::to_string(nccl % 100);
+  } else {
+    out += "(version unavailable)";
+  }
+  int runtime = 0;
+  out += ", CUDA runtime ";
+  out += cudaRuntimeGetVersion(&runtime) == cudaSuccess
+             ? std::to_string(runtime / 1000) + "." + std::to_string((runtime % 1000) / 10)
+             : std::string("(unavailable)");
+  out += " (built against CUDA " + std::to_string(CUDART_VERSION / 1000) + "." +
+         std::to_string((CUDART_VERSION % 1000) / 10) + ")";
+  return out;
+#else
+  return "not built (configure with FFC_WITH_NCCL=ON and a CUDA toolkit)";
+#endif
+}
+
+std::unique_ptr<Communicator> make_world_communicator(Backend backend) {
+  switch (backend) {
+    case Backend::kSingle:
+      return make_single_process_communicator();
+    case Backend::kMpi:
+      FFC_CHECK(mpi_initialized(), "the mpi backend needs init_mpi() first");
+      return make_mpi_communicator();
+    case Backend::kNccl:
+#if defined(FFC_WITH_NCCL)
+      FFC_CHECK(mpi_initialized(), "the nccl backend needs init_mpi() first (bootstrap)");
+      return make_nccl_communicator();
+#else
+      throw ConfigError(
+          "this ffc was built without NCCL; rebuild with a CUDA toolkit and NCCL "
+          "(cmake -DFFC_WITH_NCCL=ON) or use the mpi backend");
+#endif
+  }
+  throw Error("unknown communication backend");
+}
+
+}  // namespace ffc::comm

@@ -1,0 +1,475 @@
+#include "common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <set>
+
+#include "common/error.h"
+
+namespace ffc {
+namespace {
+
+// Thrown by a key's parser; turned into a ConfigError naming the key and the source.
+struct BadValue {
+  std::string reason;
+};
+
+struct KeySpec {
+  std::string name;
+  std::string type;
+  std::string allowed;
+  std::string doc;
+  std::function<void(Config&, const YAML::Node&)> parse;
+  std::function<std::string(const Config&)> format;
+};
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) {
+    return "";
+  }
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::string scalar_text(const YAML::Node& node) {
+  if (!node.IsScalar()) {
+    throw BadValue{node.IsSequence() ? "got a list"
+                   : node.IsMap()    ? "got a mapping"
+                                     : "got nothing"};
+  }
+  return node.Scalar();
+}
+
+int64_t parse_int(const std::string& text) {
+  const std::string t = trim(text);
+  int64_t v = 0;
+  const char* end = t.data() + t.size();
+  auto [ptr, ec] = std::from_chars(t.data(), end, v);
+  if (t.empty() || ec != std::errc() || ptr != end) {
+    throw BadValue{"'" + text + "' is not an integer"};
+  }
+  return v;
+}
+
+double parse_real(const std::string& text) {
+  const std::string t = trim(text);
+  double v = 0;
+  const char* begin = t.data();
+  const char* end = t.data() + t.size();
+  if (begin != end && *begin == '+') {
+    ++begin;
+  }
+  auto [ptr, ec] = std::from_chars(begin, end, v);
+  if (begin == end || ec != std::errc() || ptr != end || !std::isfinite(v)) {
+    throw BadValue{"'" + text + "' is not a finite number"};
+  }
+  return v;
+}
+
+std::string format_real(double v) {
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  (void)ec;
+  std::string s(buf, ptr);
+  // Keep the value a float in YAML's eyes ("1" -> "1.0") without changing it.
+  if (s.find_first_of(".eEn") == std::string::npos) {
+    s += ".0";
+  }
+  return s;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char hex[8];
+          std::snprintf(hex, sizeof(hex), "\\x%02x", static_cast<unsigned char>(c));
+          out += hex;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string range_text(const std::string& what, double lo, double hi, bool lo_open, bool hi_open,
+                       bool integer) {
+  auto fmt = [integer](double v) {
+    if (integer) {
+      return std::to_string(static_cast<int64_t>(v));
+    }
+    return format_real(v);
+  };
+  const bool has_hi = hi < std::numeric_limits<double>::max();
+  if (!has_hi) {
+    return what + (lo_open ? " > " : " >= ") + fmt(lo);
+  }
+  return what + " in " + (lo_open ? "(" : "[") + fmt(lo) + ", " + fmt(hi) + (hi_open ? ")" : "]");
+}
+
+KeySpec int_key(const char* name, int64_t Config::*member, int64_t lo, int64_t hi,
+                const char* doc) {
+  const bool unbounded = hi == std::numeric_limits<int64_t>::max();
+  const std::string allowed = range_text(
+      "integer", static_cast<double>(lo),
+      unbounded ? std::numeric_limits<double>::max() : static_cast<double>(hi), false, false, true);
+  return {name,
+          "int",
+          allowed,
+          doc,
+          [member, lo, hi, allowed](Config& c, const YAML::Node& n) {
+            const int64_t v = parse_int(scalar_text(n));
+            if (v < lo || v > hi) {
+              throw BadValue{std::to_string(v) + " is out of range"};
+            }
+            c.*member = v;
+          },
+          [member](const Config& c) { return std::to_string(c.*member); }};
+}
+
+KeySpec real_key(const char* name, double Config::*member, double lo, double hi, bool lo_open,
+                 bool hi_open, const char* doc) {
+  const std::string allowed = range_text("number", lo, hi, lo_open, hi_open, false);
+  return {name,
+          "float",
+          allowed,
+          doc,
+          [member, lo, hi, lo_open, hi_open](Config& c, const YAML::Node& n) {
+            const double v = parse_real(scalar_text(n));
+            if (v < lo || (lo_open && v == lo) || v > hi || (hi_open && v == hi)) {
+              throw BadValue{format_real(v) + " is out of range"};
+            }
+            c.*member = v;
+          },
+          [member](const Config& c) { return format_real(c.*member); }};
+}
+
+KeySpec string_key(const char* name, std::string Config::*member, bool allow_empty,
+                   const char* doc) {
+  return {name,
+          "string",
+          allow_empty ? "any string" : "a non-empty string",
+          doc,
+          [member, allow_empty](Config& c, const YAML::Node& n) {
+            std::string v = n.IsNull() ? std::string() : scalar_text(n);
+            if (!allow_empty && trim(v).empty()) {
+              throw BadValue{"the value is empty"};
+            }
+            c.*member = std::move(v);
+          },
+          [member](const Config& c) { return quote(c.*member); }};
+}
+
+KeySpec choice_key(const char* name, std::string Config::*member, std::vector<std::string> choices,
+                   const char* doc) {
+  std::string allowed = "one of";
+  for (const auto& ch : choices) {
+    allowed += " " + ch;
+  }
+  return {name,
+          "string",
+          allowed,
+          doc,
+          [member, choices](Config& c, const YAML::Node& n) {
+            const std::string v = trim(scalar_text(n));
+            if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
+              throw BadValue{"'" + v + "' is not a choice"};
+            }
+            c.*member = v;
+          },
+          [member](const Config& c) { return c.*member; }};
+}
+
+KeySpec real_list_key(const char* name, std::vector<double> Config::*member, size_t count,
+                      std::vector<std::pair<double, double>> ranges, const char* doc) {
+  std::string allowed = "[";
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    allowed += (i ? ", " : "") + std::string("[") + format_real(ranges[i].first) + ", " +
+               format_real(ranges[i].second) + "]";
+  }
+  allowed += "]";
+  return {name,
+          "list of " + std::to_string(count) + " floats",
+          allowed,
+          doc,
+          [member, count, ranges](Config& c, const YAML::Node& n) {
+            if (!n.IsSequence()) {
+              throw BadValue{"expected a list like [1.0, 0.5, 0.0]"};
+            }
+            if (n.size() != count) {
+              throw BadValue{"the list has " + std::to_string(n.size()) + " elements"};
+            }
+            std::vector<double> v;
+            for (size_t i = 0; i < count; ++i) {
+              const double x = parse_real(scalar_text(n[i]));
+              if (x < ranges[i].first || x > ranges[i].second) {
+                throw BadValue{"element " + std::to_string(i) + " (" + format_real(x) +
+                               ") is out of range"};
+              }
+              v.push_back(x);
+            }
+            c.*member = std::move(v);
+          },
+          [member](const Config& c) {
+            std::string s = "[";
+            for (size_t i = 0; i < (c.*member).size(); ++i) {
+              s += (i ? ", " : "") + format_real((c.*member)[i]);
+            }
+            return s + "]";
+          }};
+}
+
+constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+constexpr double kMaxReal = std::numeric_limits<double>::max();
+
+const std::vector<KeySpec>& key_table() {
+  static const std::vector<KeySpec> table = {
+      string_key("network", &Config::network, false,
+                 "Backbone by its insightface name (r18, r34, r50, r100, r200, mbf, ...)."),
+      int_key("embedding_size", &Config::embedding_size, 1, 65536,
+              "Dimension D of the face embedding."),
+      string_key("rec", &Config::rec, true,
+                 "Dataset folder holding train.rec, train.idx and property (insightface layout)."),
+      int_key("num_classes", &Config::num_classes, 0, int64_t{1} << 40,
+              "Number of identities N; 0 reads it from the dataset."),
+      int_key("num_image", &Config::num_image, 0, int64_t{1} << 40,
+              "Number of training images; 0 reads it from the dataset."),
+      choice_key("method", &Config::method, {"fc", "pfc", "vfc", "ffc"},
+                 "Classification head: model-parallel FC, Partial FC, Virtual FC or FFC."),
+      real_key("sample_rate", &Config::sample_rate, 0.0, 1.0, true, false,
+               "Partial FC: fraction of each rank's classes sampled per step."),
+      real_list_key("margin_list", &Config::margin_list, 3, {{1.0, 4.0}, {0.0, 1.5}, {0.0, 1.0}},
+                    "Combined margin (m1, m2, m3): cos(m1*theta + m2) - m3, as insightface."),
+      int_key("batch_size", &Config::batch_size, 1, int64_t{1} << 20, "Images per rank per step."),
+      real_key("lr", &Config::lr, 0.0, kMaxReal, true, false, "Base learning rate."),
+      real_key("momentum", &Config::momentum, 0.0, 1.0, false, true, "SGD momentum."),
+      real_key("weight_decay", &Config::weight_decay, 0.0, 1.0, false, true,
+               "L2 weight decay of the SGD optimizer."),
+      int_key("num_epoch", &Config::num_epoch, 1, 1000000, "Number of training epochs."),
+      int_key("warmup_epoch", &Config::warmup_epoch, 0, 1000000,
+              "Epochs of linear learning-rate warm-up (must be < num_epoch)."),
+      string_key("output", &Config::output, false,
+                 "Run folder for logs, metrics.jsonl and checkpoints."),
+      int_key("seed", &Config::seed, 0, kMaxInt,
+              "Seed of every random stream; a fixed seed makes a run repeatable."),
+      int_key("frequent", &Config::frequent, 1, kMaxInt, "Steps between progress lines."),
+      int_key("verbose", &Config::verbose, 1, kMaxInt, "Steps between evaluations."),
+      int_key("num_threads", &Config::num_threads, 0, 4096,
+              "Compute threads per rank; 0: cores per node / ranks per node (docs/config.md)."),
+      choice_key("log_level", &Config::log_level, {"trace", "debug", "info", "warn", "error"},
+                 "Log level; at debug and below every rank logs, with an [r/size] prefix."),
+      int_key("grad_bucket_mb", &Config::grad_bucket_mb, 1, 4096,
+              "Size in MiB of each bucket of the data-parallel gradient all-reduce."),
+  };
+  return table;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) {
+    prev[j] = j;
+  }
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string unknown_key_message(const std::string& key) {
+  std::string best;
+  size_t best_d = 3;
+  for (const auto& spec : key_table()) {
+    const size_t d = edit_distance(key, spec.name);
+    if (d < best_d) {
+      best_d = d;
+      best = spec.name;
+    }
+  }
+  std::string msg = "unknown key '" + key + "'";
+  if (!best.empty()) {
+    msg += " (did you mean '" + best + "'?)";
+  }
+  return msg + "; `ffc config --keys` lists the keys";
+}
+
+size_t find_key(const std::string& key) {
+  const auto& table = key_table();
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (table[i].name == key) {
+      return i;
+    }
+  }
+  return table.size();
+}
+
+// Parses one value into `config`, turning a BadValue into a ConfigError that names the key, where
+// the value came from and what is allowed.
+void apply_value(const KeySpec& spec, const YAML::Node& node, const std::string& where,
+                 Config& config) {
+  try {
+    spec.parse(config, node);
+  } catch (const BadValue& bad) {
+    throw ConfigError(where + ": key '" + spec.name + "': " + bad.reason +
+                      "; allowed: " + spec.allowed + " (" + spec.type + ")");
+  }
+}
+
+// Applies a flat YAML mapping, recording "<source>:<line>" as the origin of each key it sets.
+void apply_mapping(const YAML::Node& root, const std::string& source, Config& config,
+                   std::vector<std::string>& sources) {
+  if (root.IsNull()) {
+    return;
+  }
+  if (!root.IsMap()) {
+    throw ConfigError(source + ": a config must be a mapping of key: value lines");
+  }
+  std::set<std::string> seen;
+  const auto& table = key_table();
+  for (const auto& item : root) {
+    const std::string where = source + ":" + std::to_string(item.first.Mark().line + 1);
+    const std::string key = item.first.IsScalar() ? item.first.Scalar() : std::string("?");
+    const size_t idx = find_key(key);
+    if (idx == table.size()) {
+      throw ConfigError(where + ": " + unknown_key_message(key));
+    }
+    if (!seen.insert(key).second) {
+      throw ConfigError(where + ": key '" + key + "' appears twice");
+    }
+    apply_value(table[idx], item.second, where, config);
+    sources[idx] = where;
+  }
+}
+
+}  // namespace
+
+ConfigLoader::ConfigLoader() : sources_(key_table().size(), "default") {}
+
+void ConfigLoader::load_file(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError("config file " + path + " cannot be read; check the path given to --config");
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                      std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
+  }
+  apply_mapping(root, path, config_, sources_);
+}
+
+void ConfigLoader::load_string(const std::string& text, const std::string& source_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source_name + ":" + std::to_string(e.mark.line + 1) + ":" +
+                      std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
+  }
+  apply_mapping(root, source_name, config_, sources_);
+}
+
+void ConfigLoader::set(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("--set " + assignment + ": expected key=value");
+  }
+  const std::string key = trim(assignment.substr(0, eq));
+  const std::string value = assignment.substr(eq + 1);
+  const auto& table = key_table();
+  const size_t idx = find_key(key);
+  if (idx == table.size()) {
+    throw ConfigError("--set " + assignment + ": " + unknown_key_message(key));
+  }
+  YAML::Node node;
+  const std::string t = trim(value);
+  // Lists and quoted strings are YAML; anything else is taken verbatim as one scalar, so paths
+  // with ": " or "#" need no quoting on the command line.
+  if (!t.empty() && (t.front() == '[' || t.front() == '"' || t.front() == '\'')) {
+    try {
+      node = YAML::Load(t);
+    } catch (const YAML::Exception& e) {
+      throw ConfigError("--set " + assignment + ": the value is not valid YAML: " + e.msg);
+    }
+  } else {
+    node = YAML::Node(value);
+  }
+  apply_value(table[idx], node, "--set " + assignment, config_);
+  sources_[idx] = "--set";
+}
+
+const std::string& ConfigLoader::source_of(const std::string& key) const {
+  const size_t idx = find_key(key);
+  FFC_CHECK(idx < sources_.size(), "no config key named '" + key + "'");
+  return sources_[idx];
+}
+
+const Config& ConfigLoader::finish() {
+  if (config_.warmup_epoch >= config_.num_epoch) {
+    throw ConfigError(source_of("warmup_epoch") + ": key 'warmup_epoch' (" +
+                      std::to_string(config_.warmup_epoch) + ") must be smaller than num_epoch (" +
+                      std::to_string(config_.num_epoch) + ", from " + source_of("num_epoch") + ")");
+  }
+  return config_;
+}
+
+std::vector<ConfigKeyInfo> config_keys() {
+  const Config defaults;
+  std::vector<ConfigKeyInfo> out;
+  for (const auto& spec : key_table()) {
+    out.push_back({spec.name, spec.type, spec.allowed, spec.doc, spec.format(defaults)});
+  }
+  return out;
+}
+
+std::string dump_config(const Config& config) {
+  std::string out = "# ffc configuration; `ffc config --keys` documents every key.\n";
+  for (const auto& spec : key_table()) {
+    out += "# " + spec.doc + "\n" + spec.name + ": " + spec.format(config) + "\n";
+  }
+  return out;
+}
+
+std::string config_keys_markdown() {
+  std::string out = "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
+  for (const auto& k : config_keys()) {
+    out += "| `" + k.name + "` | " + k.type + " | `" + k.default_value + "` | " + k.allowed +
+           " | " + k.doc + " |\n";
+  }
+  return out;
+}
+
+bool operator==(const Config& a, const Config& b) {
+  for (const auto& spec : key_table()) {
+    if (spec.format(a) != spec.format(b)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace ffc

@@ -1,0 +1,89 @@
+#pragma once
+// The one configuration struct of ffc. Every tunable has a default here, a doc line and a check in
+// config.cpp's key table. Resolution order: defaults <- YAML file (--config) <- --set key=value
+// (in command-line order). Key names follow insightface's arcface_torch where one exists.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ffc {
+
+struct Config {
+  // --- model ---
+  std::string network = "r50";
+  int64_t embedding_size = 512;
+
+  // --- data ---
+  std::string rec;          // dataset prefix: <rec>/train.rec, train.idx, property
+  int64_t num_classes = 0;  // 0: read from the dataset's property file
+  int64_t num_image = 0;    // 0: read from the dataset
+
+  // --- head / method ---
+  std::string method = "ffc";
+  double sample_rate = 1.0;
+  std::vector<double> margin_list = {1.0, 0.5, 0.0};
+
+  // --- optimisation ---
+  int64_t batch_size = 128;  // per rank
+  double lr = 0.1;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  int64_t num_epoch = 20;
+  int64_t warmup_epoch = 0;
+
+  // --- run ---
+  std::string output = "work_dirs/ffc";
+  int64_t seed = 2048;
+  int64_t frequent = 10;
+  int64_t verbose = 2000;
+  int64_t num_threads = 0;  // 0: cores per node / ranks per node
+  std::string log_level = "info";
+  int64_t grad_bucket_mb = 25;
+};
+
+// One documented key of the Config struct.
+struct ConfigKeyInfo {
+  std::string name;
+  std::string type;     // "int", "float", "bool", "string", "list of 3 floats", ...
+  std::string allowed;  // human description of the allowed values
+  std::string doc;
+  std::string default_value;  // as it would be written in YAML
+};
+
+// Builds the resolved configuration. Throws ConfigError naming the key, where it came from
+// (file:line or --set) and what is allowed.
+class ConfigLoader {
+ public:
+  ConfigLoader();
+  // Applies a YAML file: a flat mapping of key: value.
+  void load_file(const std::string& path);
+  // Applies YAML text as if it were a file named `source_name` (used by tests and by checkpoints).
+  void load_string(const std::string& text, const std::string& source_name);
+  // Applies one "key=value" override. A value starting with [ or a quote is parsed as YAML
+  // (lists: margin_list=[1.0,0.5,0.0]); any other value is taken verbatim.
+  void set(const std::string& assignment);
+  // Cross-key checks; call after every source was applied.
+  const Config& finish();
+  const Config& config() const { return config_; }
+  // Where each key's value came from ("default", "run.yaml:12", "--set").
+  const std::string& source_of(const std::string& key) const;
+
+ private:
+  Config config_;
+  std::vector<std::string> sources_;  // parallel to the key table
+};
+
+// The table of keys, in documentation order.
+std::vector<ConfigKeyInfo> config_keys();
+// The resolved configuration as YAML, each key preceded by its doc line. Loading the output gives
+// back an equal Config.
+std::string dump_config(const Config& config);
+// A Markdown table of the keys (docs/config.md is generated from it and checked by a test).
+std::string config_keys_markdown();
+bool operator==(const Config& a, const Config& b);
+inline bool operator!=(const Config& a, const Config& b) {
+  return !(a == b);
+}
+
+}  // namespace ffc

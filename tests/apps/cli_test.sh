@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The `ffc` command line: help, version, exit statuses, config errors, dump round trip, env.
+# usage: cli_test.sh FFC MPIEXEC SOURCE_DIR
+set -u
+ffc=$1 mpiexec=$2 src=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "cli_test: FAIL: $*"; failures=$((failures + 1)); }
+# run NAME EXPECTED_STATUS CMD...: runs CMD, keeps stdout/stderr in $tmp/NAME.{out,err}
+run() {
+  local name=$1 want=$2; shift 2
+  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+  local rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    fail "$name: exit status $rc, expected $want"
+    sed 's/^/  | /' "$tmp/$name.out" "$tmp/$name.err"
+  fi
+}
+has() { grep -q -- "$2" "$tmp/$1" || fail "$1 lacks '$2'"; }
+
+run help 0 "$ffc" --help
+has help.out "config"
+has help.out "env"
+
+run version 0 "$ffc" --version
+for word in "ffc 0.1.0" "git " "LibTorch" "MPI:" "HDF5" "(parallel)" "NCCL/CUDA:"; do
+  has version.out "$word"
+done
+
+run nocommand 2 "$ffc"
+run badflag 2 "$ffc" config --no-such-flag
+
+printf 'network: r50\nlrr: 0.1\n' >"$tmp/unknown.yaml"
+run unknown 2 "$ffc" config --config "$tmp/unknown.yaml"
+has unknown.err "unknown.yaml:2"
+has unknown.err "unknown key 'lrr'"
+has unknown.err "did you mean 'lr'"
+
+run wrongtype 2 "$ffc" config --set batch_size=many
+has wrongtype.err "batch_size"
+has wrongtype.err "not an integer"
+
+run range 2 "$ffc" config --set momentum=2
+has range.err "momentum"
+has range.err "out of range"
+
+run missing 2 "$ffc" config --config "$tmp/nope.yaml"
+has missing.err "nope.yaml"
+
+# --dump-config round trip: the dump, loaded again, dumps identically.
+run dump1 0 "$ffc" config --config "$src/tests/common/data/good.yaml" --set lr=0.3 --dump-config
+cp "$tmp/dump1.out" "$tmp/dumped.yaml"
+has dumped.yaml "lr: 0.3"
+has dumped.yaml "network: \"r100\""
+run dump2 0 "$ffc" config --config "$tmp/dumped.yaml"
+cmp -s "$tmp/dump1.out" "$tmp/dump2.out" || fail "dump round trip differs"
+
+# The ready configs in inputs/ are valid.
+for f in "$src"/inputs/*.yaml; do
+  run "input-$(basename "$f" .yaml)" 0 "$ffc" config --config "$f"
+done
+
+run keys 0 "$ffc" config --keys
+has keys.out "margin_list"
+
+# A config error under mpiexec: status 2, reported once (by rank 0), not once per rank.
+run mpiconfig 2 "$mpiexec" -n 2 "$ffc" env --set lrr=1
+n=$(grep -c "unknown key 'lrr'" "$tmp/mpiconfig.err")
+[ "$n" -eq 1 ] || fail "config error under 2 ranks reported $n times"
+
+run env2 0 "$mpiexec" -n 2 "$ffc" env
+has env2.out "world: 2 rank(s), backend mpi"
+has env2.out "collectives: ok"
+
+run env1 0 "$ffc" env --backend single
+has env1.out "world: 1 rank(s), backend single"
+
+if [ "$failures" -ne 0 ]; then
+  echo "cli_test: $failures failure(s)"
+  exit 1
+fi
+echo "cli_test: ok"
