@@ -72,6 +72,18 @@ double parse_real(const std::string& text) {
   return v;
 }
 
+bool parse_bool(const std::string& text) {
+  std::string t = trim(text);
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (t == "true" || t == "yes" || t == "on") {
+    return true;
+  }
+  if (t == "false" || t == "no" || t == "off") {
+    return false;
+  }
+  throw BadValue{"'" + text + "' is not a boolean"};
+}
+
 std::string format_real(double v) {
   char buf[64];
   auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), v);
@@ -165,6 +177,15 @@ KeySpec real_key(const char* name, double Config::*member, double lo, double hi,
           [member](const Config& c) { return format_real(c.*member); }};
 }
 
+KeySpec bool_key(const char* name, bool Config::*member, const char* doc) {
+  return {name,
+          "bool",
+          "true or false",
+          doc,
+          [member](Config& c, const YAML::Node& n) { c.*member = parse_bool(scalar_text(n)); },
+          [member](const Config& c) { return std::string(c.*member ? "true" : "false"); }};
+}
+
 KeySpec string_key(const char* name, std::string Config::*member, bool allow_empty,
                    const char* doc) {
   return {name,
@@ -249,6 +270,14 @@ const std::vector<KeySpec>& key_table() {
                  "Backbone by its insightface name (r18, r34, r50, r100, r200, mbf, ...)."),
       int_key("embedding_size", &Config::embedding_size, 1, 65536,
               "Dimension D of the face embedding."),
+      int_key("image_size", &Config::image_size, 8, 1024,
+              "Input images are image_size x image_size pixels (insightface: 112)."),
+      bool_key("fp16", &Config::fp16,
+               "Mixed precision for the backbone (CUDA); the head and softmax stay float32."),
+      choice_key("amp_dtype", &Config::amp_dtype, {"float16", "bfloat16"},
+                 "Reduced-precision type used when fp16 is true."),
+      real_key("alpha", &Config::alpha, 0.0, 1.0, false, false,
+               "FFC: gallery net EMA, theta_g <- alpha*theta_g + (1-alpha)*theta_p each step."),
       string_key("rec", &Config::rec, true,
                  "Dataset folder holding train.rec, train.idx and property (insightface layout)."),
       int_key("num_classes", &Config::num_classes, 0, int64_t{1} << 40,

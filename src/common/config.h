@@ -13,6 +13,10 @@ struct Config {
   // --- model ---
   std::string network = "r50";
   int64_t embedding_size = 512;
+  int64_t image_size = 112;
+  bool fp16 = false;
+  std::string amp_dtype = "float16";
+  double alpha = 0.99;  // FFC gallery EMA (authors' --alpha)
 
   // --- data ---
   std::string rec;          // dataset prefix: <rec>/train.rec, train.idx, property

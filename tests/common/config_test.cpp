@@ -180,7 +180,7 @@ TEST(Config, DocsTableIsCurrent) {
   std::stringstream ss;
   ss << in.rdbuf();
   EXPECT_NE(ss.str().find(config_keys_markdown()), std::string::npos)
-      << "docs/config.md is out of date: regenerate its table with `ffc config --keys --markdown`";
+      << "docs/config.md is out of date: run tools/update-config-doc";
 }
 
 }  // namespace
