@@ -21,4 +21,20 @@ struct EnvCommand {
 };
 int run_env(const EnvCommand& cmd);
 
+struct DataCommand {
+  ConfigOptions config;
+  std::string path;  // dataset folder, train.rec, or "synthetic"
+};
+int run_data_stat(const DataCommand& cmd);
+int run_data_verify(const DataCommand& cmd);
+
+struct PackCommand {
+  ConfigOptions config;
+  std::string from_folder;
+  bool synthetic = false;
+  std::string out;
+  int quality = 95;
+};
+int run_pack(const PackCommand& cmd);
+
 }  // namespace ffc::app

@@ -54,6 +54,47 @@ void add_env_command(CLI::App& app, Action& action) {
   sub->callback([&action, cmd] { action = [cmd] { return run_env(*cmd); }; });
 }
 
+void add_data_commands(CLI::App& app, Action& action) {
+  auto* data = app.add_subcommand("data", "Inspect and check datasets")->require_subcommand(1);
+  auto stat = std::make_shared<DataCommand>();
+  auto* sub = data->add_subcommand(
+      "stat",
+      "Print JSON: images, identities, image size, images per identity (min, median, "
+      "max, buckets)");
+  sub->add_option("path", stat->path,
+                  "Dataset folder (train.rec, train.idx, property), a .rec file, or synthetic")
+      ->required();
+  add_config_options(*sub, stat->config);
+  sub->callback([&action, stat] { action = [stat] { return run_data_stat(*stat); }; });
+
+  auto verify = std::make_shared<DataCommand>();
+  sub = data->add_subcommand(
+      "verify",
+      "Decode every record; list bad ones (image, record, byte offset, reason); exit 1 "
+      "if any is bad");
+  sub->add_option("path", verify->path, "Dataset folder, .rec file, or synthetic")->required();
+  add_config_options(*sub, verify->config);
+  sub->callback([&action, verify] { action = [verify] { return run_data_verify(*verify); }; });
+}
+
+void add_pack_command(CLI::App& app, Action& action) {
+  auto cmd = std::make_shared<PackCommand>();
+  auto* sub = app.add_subcommand(
+      "pack",
+      "Build train.rec, train.idx and property (insightface's layout) from an image folder "
+      "or from procedural identities");
+  sub->add_option("--from-folder", cmd->from_folder,
+                  "Folder with one sub-folder per identity holding its JPEG files");
+  sub->add_flag("--synthetic", cmd->synthetic,
+                "Procedural identities from the config (num_classes, image_size, synthetic_*)");
+  sub->add_option("--out", cmd->out, "Output folder")->required();
+  sub->add_option("--quality", cmd->quality, "JPEG quality for --synthetic")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  add_config_options(*sub, cmd->config);
+  sub->callback([&action, cmd] { action = [cmd] { return run_pack(*cmd); }; });
+}
+
 int run_cli(int argc, char** argv) {
   CLI::App cli{
       "ffc: trains face-recognition classifiers over millions of identities (FFC and its "
@@ -69,6 +110,8 @@ int run_cli(int argc, char** argv) {
   Action action;
   add_config_command(cli, action);
   add_env_command(cli, action);
+  add_data_commands(cli, action);
+  add_pack_command(cli, action);
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

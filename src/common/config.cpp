@@ -279,11 +279,31 @@ const std::vector<KeySpec>& key_table() {
       real_key("alpha", &Config::alpha, 0.0, 1.0, false, false,
                "FFC: gallery net EMA, theta_g <- alpha*theta_g + (1-alpha)*theta_p each step."),
       string_key("rec", &Config::rec, true,
-                 "Dataset folder holding train.rec, train.idx and property (insightface layout)."),
+                 "Dataset folder(s) with train.rec/.idx/property (comma-separated to concatenate), "
+                 "or synthetic for procedural identities."),
       int_key("num_classes", &Config::num_classes, 0, int64_t{1} << 40,
               "Number of identities N; 0 reads it from the dataset."),
       int_key("num_image", &Config::num_image, 0, int64_t{1} << 40,
               "Number of training images; 0 reads it from the dataset."),
+      choice_key("color_order", &Config::color_order, {"rgb", "bgr"},
+                 "Channel order of decoded images (insightface: rgb; the FFC authors: bgr)."),
+      bool_key("resize", &Config::resize,
+               "Resize images of another size to image_size instead of failing."),
+      bool_key("flip", &Config::flip, "Random horizontal mirror of training images (p = 0.5)."),
+      int_key("num_workers", &Config::num_workers, 1, 256, "Loader threads per rank."),
+      int_key("prefetch", &Config::prefetch, 1, 64, "Batches the loader prepares ahead."),
+      choice_key("loader_mode", &Config::loader_mode, {"both", "instance", "identity"},
+                 "FFC loaders: both (identity + instance), or one alone (ablation)."),
+      int_key("images_per_identity", &Config::images_per_identity, 1, 1024,
+              "Virtual FC: images per identity in a batch (batch_size must be a multiple)."),
+      int_key("synthetic_min_images", &Config::synthetic_min_images, 1, 1000000,
+              "rec: synthetic - fewest images of an identity."),
+      int_key("synthetic_max_images", &Config::synthetic_max_images, 1, 1000000,
+              "rec: synthetic - most images of an identity."),
+      real_key("synthetic_power", &Config::synthetic_power, 0.0, 10.0, true, false,
+               "rec: synthetic - the share of identities with >= k images falls as k^-power."),
+      real_key("synthetic_difficulty", &Config::synthetic_difficulty, 0.0, 1.0, false, false,
+               "rec: synthetic - strength of per-image variation and nuisances (0 to 1)."),
       choice_key("method", &Config::method, {"fc", "pfc", "vfc", "ffc"},
                  "Classification head: model-parallel FC, Partial FC, Virtual FC or FFC."),
       real_key("sample_rate", &Config::sample_rate, 0.0, 1.0, true, false,
@@ -458,6 +478,12 @@ const std::string& ConfigLoader::source_of(const std::string& key) const {
 }
 
 const Config& ConfigLoader::finish() {
+  if (config_.synthetic_min_images > config_.synthetic_max_images) {
+    throw ConfigError(source_of("synthetic_min_images") + ": key 'synthetic_min_images' (" +
+                      std::to_string(config_.synthetic_min_images) +
+                      ") must not exceed synthetic_max_images (" +
+                      std::to_string(config_.synthetic_max_images) + ")");
+  }
   if (config_.warmup_epoch >= config_.num_epoch) {
     throw ConfigError(source_of("warmup_epoch") + ": key 'warmup_epoch' (" +
                       std::to_string(config_.warmup_epoch) + ") must be smaller than num_epoch (" +

@@ -19,9 +19,20 @@ struct Config {
   double alpha = 0.99;  // FFC gallery EMA (authors' --alpha)
 
   // --- data ---
-  std::string rec;          // dataset prefix: <rec>/train.rec, train.idx, property
+  std::string rec;          // dataset folder(s), comma-separated, or "synthetic"
   int64_t num_classes = 0;  // 0: read from the dataset's property file
   int64_t num_image = 0;    // 0: read from the dataset
+  std::string color_order = "rgb";
+  bool resize = false;
+  bool flip = true;
+  int64_t num_workers = 2;
+  int64_t prefetch = 2;
+  std::string loader_mode = "both";
+  int64_t images_per_identity = 10;
+  int64_t synthetic_min_images = 1;
+  int64_t synthetic_max_images = 100;
+  double synthetic_power = 1.5;
+  double synthetic_difficulty = 0.5;
 
   // --- head / method ---
   std::string method = "ffc";

@@ -76,6 +76,22 @@ has env2.out "collectives: ok"
 run env1 0 "$ffc" env --backend single
 has env1.out "world: 1 rank(s), backend single"
 
+# Data: pack procedural identities, inspect them, verify them, break one record, verify again.
+run pack 0 "$ffc" pack --synthetic --set num_classes=50 --set image_size=24 --out "$tmp/ds"
+has pack.out "packed"
+run stat 0 "$ffc" data stat "$tmp/ds" --set image_size=24
+has stat.out '"identities": 50'
+has stat.out '"2-5"'
+run synstat 0 "$ffc" data stat synthetic --set num_classes=100000000 --set image_size=24
+has synstat.out '"identities": 100000000'
+run verify 0 "$ffc" data verify "$tmp/ds" --set image_size=24
+has verify.out "0 bad"
+printf 'XXXX' | dd of="$tmp/ds/train.rec" bs=1 seek=300 conv=notrunc status=none
+run verifybad 1 "$ffc" data verify "$tmp/ds" --set image_size=24
+has verifybad.out "bad: image"
+has verifybad.out "train.rec: record"
+run packboth 2 "$ffc" pack --synthetic --from-folder "$tmp" --out "$tmp/x"
+
 if [ "$failures" -ne 0 ]; then
   echo "cli_test: $failures failure(s)"
   exit 1

@@ -1,0 +1,69 @@
+// `ffc data stat|verify PATH` and `ffc pack`: inspect, check and build datasets.
+
+#include <iostream>
+
+#include "apps/commands.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "data/dataset.h"
+#include "data/inspect.h"
+
+namespace ffc::app {
+namespace {
+
+// PATH is a dataset folder (or train.rec), or "synthetic" (procedural, from the config).
+std::shared_ptr<const data::ImageSource> open_path(const std::string& path, Config config) {
+  config.rec = path;
+  if (path != "synthetic") {
+    config.num_classes = 0;  // read from the property file
+  }
+  return data::open_dataset(config);
+}
+
+void log_progress(int64_t done, int64_t total) {
+  spdlog::info("{} / {} images ({:.0f}%)", done, total, 100.0 * done / std::max<int64_t>(total, 1));
+}
+
+}  // namespace
+
+int run_data_stat(const DataCommand& cmd) {
+  const Config config = resolve_config(cmd.config);
+  const auto source = open_path(cmd.path, config);
+  std::cout << data::stats_json(data::dataset_stats(*source), cmd.path) << "\n";
+  return 0;
+}
+
+int run_data_verify(const DataCommand& cmd) {
+  const Config config = resolve_config(cmd.config);
+  const auto source = open_path(cmd.path, config);
+  spdlog::info("verifying {}", source->describe());
+  const auto bad = data::verify_dataset(*source, log_progress);
+  for (const auto& b : bad) {
+    std::cout << "bad: image " << b.image << ": " << b.reason << "\n";
+  }
+  std::cout << "verified " << source->num_images() << " images: " << bad.size() << " bad\n";
+  return bad.empty() ? 0 : kExitFailure;
+}
+
+int run_pack(const PackCommand& cmd) {
+  if (cmd.from_folder.empty() == !cmd.synthetic) {
+    throw ConfigError("ffc pack needs exactly one of --from-folder DIR and --synthetic");
+  }
+  data::PackReport report;
+  if (cmd.synthetic) {
+    Config config = resolve_config(cmd.config);
+    data::SyntheticSpec spec = data::synthetic_spec(config);
+    spec.color_order = data::ColorOrder::kRgb;  // JPEG stores RGB
+    const data::SyntheticSource source(spec);
+    spdlog::info("packing {}", source.describe());
+    report = data::pack_source(source, cmd.out, cmd.quality, log_progress);
+  } else {
+    report = data::pack_folder(cmd.from_folder, cmd.out);
+  }
+  std::cout << "packed " << report.images << " images of " << report.classes << " identities ("
+            << report.image_size << "x" << report.image_size << ", " << report.bytes
+            << " bytes) into " << cmd.out << "/train.rec, train.idx, property\n";
+  return 0;
+}
+
+}  // namespace ffc::app

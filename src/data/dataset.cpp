@@ -1,0 +1,80 @@
+#include "data/dataset.h"
+
+#include <sstream>
+
+#include "common/error.h"
+#include "data/recordio_dataset.h"
+
+namespace ffc::data {
+
+SyntheticSpec synthetic_spec(const Config& config) {
+  SyntheticSpec spec;
+  if (config.num_classes <= 0) {
+    throw ConfigError("rec: synthetic needs num_classes (the number of procedural identities)");
+  }
+  spec.num_classes = config.num_classes;
+  spec.min_images = config.synthetic_min_images;
+  spec.max_images = config.synthetic_max_images;
+  spec.power = config.synthetic_power;
+  spec.difficulty = config.synthetic_difficulty;
+  spec.image_size = static_cast<int>(config.image_size);
+  spec.seed = static_cast<uint64_t>(config.seed);
+  spec.color_order = parse_color_order(config.color_order);
+  validate(spec);
+  return spec;
+}
+
+std::shared_ptr<const ImageSource> open_dataset(const Config& config) {
+  if (config.rec == "synthetic") {
+    return std::make_shared<SyntheticSource>(synthetic_spec(config));
+  }
+  if (config.rec.empty()) {
+    throw ConfigError(
+        "no dataset: set rec to a dataset folder (train.rec, train.idx, property) "
+        "or to synthetic");
+  }
+  RecordDatasetOptions options;
+  options.image_size = static_cast<int>(config.image_size);
+  options.color_order = parse_color_order(config.color_order);
+  options.resize = config.resize;
+  std::vector<std::shared_ptr<ImageSource>> parts;
+  std::stringstream list(config.rec);
+  std::string path;
+  while (std::getline(list, path, ',')) {
+    if (!path.empty()) {
+      parts.push_back(std::make_shared<RecordDataset>(path, options));
+    }
+  }
+  std::shared_ptr<const ImageSource> source;
+  if (parts.size() == 1) {
+    source = parts.front();
+  } else {
+    source = std::make_shared<ConcatSource>(parts);
+  }
+  if (config.num_classes > 0 && config.num_classes != source->num_classes()) {
+    throw ConfigError("num_classes is " + std::to_string(config.num_classes) + " but " +
+                      source->describe() + "; set num_classes: " +
+                      std::to_string(source->num_classes()) + " or 0 (read it from the data)");
+  }
+  return source;
+}
+
+std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const ImageSource& source,
+                                                 int rank, int world) {
+  PlannerOptions options;
+  options.batch_size = config.batch_size;
+  options.seed = static_cast<uint64_t>(config.seed);
+  options.rank = rank;
+  options.world = world;
+  options.flip = config.flip;
+  if (config.method == "ffc") {
+    return std::make_shared<DualPlanner>(source, options, parse_dual_mode(config.loader_mode));
+  }
+  if (config.method == "vfc") {
+    return std::make_shared<KPerIdentityPlanner>(source, options,
+                                                 static_cast<int>(config.images_per_identity));
+  }
+  return std::make_shared<InstancePlanner>(source, options);
+}
+
+}  // namespace ffc::data

@@ -1,0 +1,167 @@
+#include "data/loader.h"
+
+#include <ATen/ATen.h>
+
+#include "common/error.h"
+
+namespace ffc::data {
+
+Loader::Loader(std::shared_ptr<const ImageSource> source,
+               std::shared_ptr<const BatchPlanner> planner, const LoaderOptions& options)
+    : source_(std::move(source)), planner_(std::move(planner)), options_(options) {
+  FFC_CHECK(options_.threads >= 1, "the loader needs at least one worker thread");
+  FFC_CHECK(options_.prefetch >= 1, "the loader needs a prefetch depth of at least one batch");
+  const int64_t size = source_->image_size();
+  auto image_options = at::TensorOptions().dtype(at::kFloat);
+  auto label_options = at::TensorOptions().dtype(at::kLong);
+  if (options_.pin_memory && at::hasCUDA()) {
+    image_options = image_options.pinned_memory(true);
+    label_options = label_options.pinned_memory(true);
+  }
+  slots_.resize(options_.prefetch + 1);
+  for (auto& slot : slots_) {
+    for (int64_t rows : planner_->view_rows()) {
+      // Zero-filled once here, so that the first touch of the pages is not paid in a step.
+      slot.batch.images.push_back(at::zeros({rows, 3, size, size}, image_options));
+      slot.batch.labels.push_back(at::zeros({rows}, label_options));
+    }
+  }
+  for (int w = 0; w < options_.threads; ++w) {
+    workers_.emplace_back([this, w] { worker_main(w); });
+  }
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& t : workers_) {
+    t.join();
+  }
+}
+
+void Loader::restart(std::unique_lock<std::mutex>& lock, int64_t step) {
+  // Stop handing out steps of the old window, wait for fills in flight (they write into slot
+  // tensors), then open the window at `step`.
+  ++generation_;
+  base_ = -1;
+  ready_cv_.wait(lock, [this] {
+    for (const auto& s : slots_) {
+      if (s.claimed) {
+        return false;
+      }
+    }
+    return true;
+  });
+  for (auto& s : slots_) {
+    s.ready = false;
+    s.step = -1;
+    s.error = nullptr;
+  }
+  next_to_schedule_ = step;
+  base_ = step;
+  work_cv_.notify_all();
+}
+
+const Batch& Loader::get(int64_t step) {
+  FFC_CHECK(step >= 0, "negative step");
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (base_ >= 0 && step == base_ + 1) {
+    base_ = step;  // releases the previous batch's slot
+    work_cv_.notify_all();
+  } else if (step != base_) {
+    restart(lock, step);
+  }
+  Slot& slot = slots_[step % static_cast<int64_t>(slots_.size())];
+  ready_cv_.wait(lock, [&] { return slot.step == step && slot.ready; });
+  if (slot.error) {
+    std::rethrow_exception(slot.error);
+  }
+  return slot.batch;
+}
+
+void Loader::worker_main(int /*worker*/) {
+  std::unique_ptr<ImageReader> reader;
+  std::vector<uint8_t> pixels;
+  const auto nslots = static_cast<int64_t>(slots_.size());
+  while (true) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    work_cv_.wait(lock,
+                  [&] { return stop_ || (base_ >= 0 && next_to_schedule_ < base_ + nslots); });
+    if (stop_) {
+      return;
+    }
+    const int64_t step = next_to_schedule_++;
+    const uint64_t generation = generation_;
+    Slot& slot = slots_[step % nslots];
+    slot.step = step;
+    slot.ready = false;
+    slot.claimed = true;
+    slot.error = nullptr;
+    lock.unlock();
+
+    std::exception_ptr error;
+    try {
+      if (!reader) {
+        reader = source_->make_reader();
+        const size_t s = static_cast<size_t>(source_->image_size());
+        pixels.resize(s * s * 3);
+      }
+      fill(slot, step, *reader, pixels);
+    } catch (...) {
+      error = std::current_exception();
+    }
+
+    lock.lock();
+    slot.claimed = false;
+    if (generation == generation_ && slot.step == step) {
+      slot.ready = true;
+      slot.error = error;
+    }
+    lock.unlock();
+    ready_cv_.notify_all();
+  }
+}
+
+void Loader::fill(Slot& slot, int64_t step, ImageReader& reader, std::vector<uint8_t>& pixels) {
+  planner_->plan(step, slot.plan);
+  slot.batch.step = step;
+  const int size = source_->image_size();
+  const int64_t plane = static_cast<int64_t>(size) * size;
+  constexpr float kMean = 127.5f;
+  constexpr float kInvStd = 1.0f / 128.0f;
+  for (size_t v = 0; v < slot.plan.size(); ++v) {
+    float* images = slot.batch.images[v].data_ptr<float>();
+    int64_t* labels = slot.batch.labels[v].data_ptr<int64_t>();
+    const auto& samples = slot.plan[v];
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const Sample& sample = samples[i];
+      const int64_t label = reader.read(sample.image, pixels.data());
+      if (sample.label >= 0 && label != sample.label) {
+        throw FormatError("image " + std::to_string(sample.image) + " belongs to class " +
+                          std::to_string(label) + " by its record, but to class " +
+                          std::to_string(sample.label) +
+                          " by the dataset's class table (identity records); the dataset is "
+                          "inconsistent: run `ffc data verify`");
+      }
+      labels[i] = label;
+      float* dst = images + static_cast<int64_t>(i) * 3 * plane;
+      const uint8_t* src = pixels.data();
+      for (int y = 0; y < size; ++y) {
+        const uint8_t* row = src + static_cast<int64_t>(y) * size * 3;
+        for (int x = 0; x < size; ++x) {
+          const int sx = sample.flip ? size - 1 - x : x;
+          const uint8_t* px = row + sx * 3;
+          const int64_t o = static_cast<int64_t>(y) * size + x;
+          dst[o] = (px[0] - kMean) * kInvStd;
+          dst[plane + o] = (px[1] - kMean) * kInvStd;
+          dst[2 * plane + o] = (px[2] - kMean) * kInvStd;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace ffc::data

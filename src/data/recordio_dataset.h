@@ -1,0 +1,102 @@
+#pragma once
+// insightface's dataset layout: a folder with train.rec, train.idx ("key\toffset" lines) and
+// property ("num_classes,height,width"). Record 0 may carry, in its float labels, the key range
+// [first identity record, end): images are then keys 1 .. first-1, and identity record k holds,
+// in its labels, the key range [start, end) of the images of class k - first. Without that header
+// every indexed record is an image, in key order. Torch-free.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "data/image_source.h"
+#include "data/jpeg.h"
+#include "data/recordio.h"
+
+namespace ffc::data {
+
+struct RecordDatasetOptions {
+  int image_size = 112;  // expected square size
+  ColorOrder color_order = ColorOrder::kRgb;
+  bool resize = false;  // resize images of another size instead of failing
+};
+
+class RecordDataset final : public ImageSource {
+ public:
+  // `path`: the dataset folder, or its train.rec (train.idx and property beside it). Without an
+  // .idx the .rec is scanned once (with a progress line) and the index kept in memory.
+  RecordDataset(const std::string& path, const RecordDatasetOptions& options);
+
+  std::string describe() const override;
+  int64_t num_images() const override { return num_images_; }
+  int64_t num_classes() const override { return num_classes_; }
+  int image_size() const override { return options_.image_size; }
+  int64_t class_size(int64_t label) const override;
+  int64_t class_image(int64_t label, int64_t j) const override;
+  std::unique_ptr<ImageReader> make_reader() const override;
+
+  // The record key of image `image`, and the byte offset of record `key` in train.rec.
+  int64_t image_key(int64_t image) const;
+  uint64_t offset_of_key(int64_t key) const;
+  const RecordFile& file() const { return *file_; }
+  bool has_identity_records() const { return identity_begin_ >= 0; }
+  // Image size from the property file.
+  int property_height() const { return height_; }
+  int property_width() const { return width_; }
+  // Bytes of in-memory tables (index, class table once built).
+  int64_t table_bytes() const;
+
+ private:
+  void build_class_table() const;
+  void build_class_table_from_identity_records() const;
+  void build_class_table_by_scan() const;
+
+  std::string rec_path_;
+  RecordDatasetOptions options_;
+  std::shared_ptr<RecordFile> file_;
+  int64_t num_classes_ = 0;
+  int height_ = 0;
+  int width_ = 0;
+
+  // Index. Contiguous keys (the common case) store only offsets: key k at offsets_[k - first_key_].
+  int64_t first_key_ = 0;
+  std::vector<uint64_t> offsets_;
+  std::vector<int64_t> sparse_keys_;  // non-empty when keys are not contiguous (sorted)
+
+  // Images: keys image_first_key_ + i for i < num_images_ (insightface layout), or the i-th
+  // indexed key in key order.
+  int64_t num_images_ = 0;
+  int64_t image_first_key_ = -1;  // -1: images are all indexed keys in order
+  int64_t identity_begin_ = -1;   // first identity record key, -1 if none
+  int64_t identity_end_ = -1;
+
+  // Class -> images, built on first use (the identity sampler needs it; the instance sampler
+  // does not). Either ranges (images of a class are contiguous) or a CSR list.
+  mutable std::once_flag class_table_once_;
+  mutable std::vector<int64_t> class_begin_;   // num_classes + 1 entries
+  mutable std::vector<int32_t> class_images_;  // CSR list when images are not grouped
+};
+
+// Several datasets as one: images and labels of dataset k follow those of datasets 0..k-1
+// (labels offset by the classes before). All must have the same image size.
+class ConcatSource final : public ImageSource {
+ public:
+  explicit ConcatSource(std::vector<std::shared_ptr<ImageSource>> parts);
+  std::string describe() const override;
+  int64_t num_images() const override { return image_offsets_.back(); }
+  int64_t num_classes() const override { return class_offsets_.back(); }
+  int image_size() const override { return parts_.front()->image_size(); }
+  int64_t class_size(int64_t label) const override;
+  int64_t class_image(int64_t label, int64_t j) const override;
+  std::unique_ptr<ImageReader> make_reader() const override;
+
+ private:
+  friend class ConcatReader;
+  std::vector<std::shared_ptr<ImageSource>> parts_;
+  std::vector<int64_t> image_offsets_;  // parts + 1 entries
+  std::vector<int64_t> class_offsets_;
+};
+
+}  // namespace ffc::data
