@@ -2,6 +2,7 @@
 // The subcommands of `ffc`. Each takes a plain options struct and returns the exit status; all
 // command-line parsing lives in main.cpp (CLI11 is expensive to compile, so one file includes it).
 
+#include <cstdint>
 #include <string>
 
 #include "apps/config_cli.h"
@@ -36,5 +37,18 @@ struct PackCommand {
   int quality = 95;
 };
 int run_pack(const PackCommand& cmd);
+
+// `ffc model list | info NAME | export NAME --out FILE.h5` (apps/cmd_model.cpp).
+struct ModelCommand {
+  std::string network;
+  int64_t embedding_size = 512;
+  int64_t image_size = 0;  // 0: the network's natural size (112; tiny 32, small 64)
+  bool json = false;
+  std::string out;
+  int64_t seed = 2048;
+};
+int run_model_list(const ModelCommand& cmd);
+int run_model_info(const ModelCommand& cmd);
+int run_model_export(const ModelCommand& cmd);
 
 }  // namespace ffc::app

@@ -95,6 +95,38 @@ void add_pack_command(CLI::App& app, Action& action) {
   sub->callback([&action, cmd] { action = [cmd] { return run_pack(*cmd); }; });
 }
 
+void add_model_commands(CLI::App& app, Action& action) {
+  auto* model = app.add_subcommand("model", "Backbones: list them, their size and cost, export")
+                    ->require_subcommand(1);
+  auto list = std::make_shared<ModelCommand>();
+  auto* sub = model->add_subcommand("list", "The networks of the registry (insightface names)");
+  sub->callback([&action, list] { action = [list] { return run_model_list(*list); }; });
+
+  auto info = std::make_shared<ModelCommand>();
+  sub = model->add_subcommand(
+      "info", "Parameters, GFLOPs and activation memory per image of a freshly built network");
+  sub->add_option("name", info->network, "Network, e.g. r50, mbf, tiny (ffc model list)")
+      ->required();
+  sub->add_option("--embedding-size", info->embedding_size, "Embedding dimension D")
+      ->capture_default_str();
+  sub->add_option("--image-size", info->image_size, "Image side (default: the network's own)");
+  sub->add_flag("--json", info->json, "Print JSON");
+  sub->callback([&action, info] { action = [info] { return run_model_info(*info); }; });
+
+  auto exp = std::make_shared<ModelCommand>();
+  sub = model->add_subcommand(
+      "export",
+      "Write a freshly initialised backbone to HDF5 (tools/ffc_h5.py loads it into "
+      "PyTorch)");
+  sub->add_option("name", exp->network, "Network, e.g. r50")->required();
+  sub->add_option("--out", exp->out, "Output file (.h5)")->required();
+  sub->add_option("--seed", exp->seed, "Random seed of the initialisation")->capture_default_str();
+  sub->add_option("--embedding-size", exp->embedding_size, "Embedding dimension D")
+      ->capture_default_str();
+  sub->add_option("--image-size", exp->image_size, "Image side (default: the network's own)");
+  sub->callback([&action, exp] { action = [exp] { return run_model_export(*exp); }; });
+}
+
 int run_cli(int argc, char** argv) {
   CLI::App cli{
       "ffc: trains face-recognition classifiers over millions of identities (FFC and its "
@@ -112,6 +144,7 @@ int run_cli(int argc, char** argv) {
   add_env_command(cli, action);
   add_data_commands(cli, action);
   add_pack_command(cli, action);
+  add_model_commands(cli, action);
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
