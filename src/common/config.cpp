@@ -261,6 +261,37 @@ KeySpec real_list_key(const char* name, std::vector<double> Config::*member, siz
           }};
 }
 
+KeySpec int_list_key(const char* name, std::vector<int64_t> Config::*member, int64_t lo,
+                     const char* doc) {
+  const std::string allowed = "a list of increasing integers >= " + std::to_string(lo);
+  return {name,
+          "list of ints",
+          allowed,
+          doc,
+          [member, lo](Config& c, const YAML::Node& n) {
+            if (!n.IsSequence()) {
+              throw BadValue{"expected a list like [8, 14, 17]"};
+            }
+            std::vector<int64_t> v;
+            for (size_t i = 0; i < n.size(); ++i) {
+              const int64_t x = parse_int(scalar_text(n[i]));
+              if (x < lo || (!v.empty() && x <= v.back())) {
+                throw BadValue{"element " + std::to_string(i) + " (" + std::to_string(x) +
+                               ") is out of range or not increasing"};
+              }
+              v.push_back(x);
+            }
+            c.*member = std::move(v);
+          },
+          [member](const Config& c) {
+            std::string s = "[";
+            for (size_t i = 0; i < (c.*member).size(); ++i) {
+              s += (i ? ", " : "") + std::to_string((c.*member)[i]);
+            }
+            return s + "]";
+          }};
+}
+
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kMaxReal = std::numeric_limits<double>::max();
 
@@ -310,6 +341,28 @@ const std::vector<KeySpec>& key_table() {
                "Partial FC: fraction of each rank's classes sampled per step."),
       real_list_key("margin_list", &Config::margin_list, 3, {{1.0, 4.0}, {0.0, 1.5}, {0.0, 1.0}},
                     "Combined margin (m1, m2, m3): cos(m1*theta + m2) - m3, as insightface."),
+      choice_key("loss_type", &Config::loss_type, {"auto", "combined", "am", "arc", "sv"},
+                 "Margin: combined (margin_list), am (CosFace), arc (ArcFace), sv (FFC authors); "
+                 "auto: ffc am, vfc arc, fc/pfc combined."),
+      real_key("margin", &Config::margin, 0.0, 1.5, false, false,
+               "Margin m of loss_type am, arc and sv; 0: 0.5 (the FFC authors' launcher)."),
+      real_key("scale", &Config::scale, 0.0, 1024.0, false, false,
+               "Logit scale s; 0: 64 for combined (insightface), 32 otherwise (FFC, VFC)."),
+      int_key("pool_size", &Config::pool_size, 0, int64_t{1} << 31,
+              "FFC: slots Q of the class pool; 0: 1% of num_classes, at least the global batch."),
+      choice_key("pool_placement", &Config::pool_placement, {"auto", "sharded", "replicated"},
+                 "FFC: pool rows split over ranks (sharded) or copied on each (replicated); "
+                 "auto: sharded with more than one rank."),
+      bool_key("pool_random_init", &Config::pool_random_init,
+               "FFC: empty slots hold random vectors that act as classes (the authors), instead "
+               "of being left out of the softmax."),
+      bool_key("rollback", &Config::rollback,
+               "FFC: the first pass of each step is undone on the pool (the authors); false: one "
+               "pass per step."),
+      int_key("fresh_k", &Config::fresh_k, 0, 1000,
+              "FFC: top-k pool cosines of a fresh identity; 0: clamp(int(0.0002*Q), 3, 10)."),
+      real_key("fresh_weight", &Config::fresh_weight, 0.0, 100.0, false, false,
+               "FFC: weight of the fresh-identity term."),
       int_key("batch_size", &Config::batch_size, 1, int64_t{1} << 20, "Images per rank per step."),
       real_key("lr", &Config::lr, 0.0, kMaxReal, true, false, "Base learning rate."),
       real_key("momentum", &Config::momentum, 0.0, 1.0, false, true, "SGD momentum."),
@@ -318,6 +371,16 @@ const std::vector<KeySpec>& key_table() {
       int_key("num_epoch", &Config::num_epoch, 1, 1000000, "Number of training epochs."),
       int_key("warmup_epoch", &Config::warmup_epoch, 0, 1000000,
               "Epochs of linear learning-rate warm-up (must be < num_epoch)."),
+      choice_key("lr_schedule", &Config::lr_schedule, {"poly", "multistep"},
+                 "poly: linear decay to 0 after warm-up (insightface); multistep: x0.1 at each of "
+                 "lr_steps (the FFC authors)."),
+      int_list_key("lr_steps", &Config::lr_steps, 1,
+                   "Epochs at which multistep multiplies the learning rate by 0.1."),
+      bool_key("nesterov", &Config::nesterov, "Nesterov momentum (the FFC authors: true)."),
+      real_key("clip_grad_norm", &Config::clip_grad_norm, 0.0, 1e6, false, false,
+               "Clip the backbone's gradient norm to this value; 0: no clipping (insightface: 5)."),
+      int_key("max_steps", &Config::max_steps, 0, kMaxInt,
+              "Stop after this many steps (the schedule still spans num_epoch); 0: no limit."),
       string_key("output", &Config::output, false,
                  "Run folder for logs, metrics.jsonl and checkpoints."),
       int_key("seed", &Config::seed, 0, kMaxInt,
@@ -330,6 +393,10 @@ const std::vector<KeySpec>& key_table() {
                  "Log level; at debug and below every rank logs, with an [r/size] prefix."),
       int_key("grad_bucket_mb", &Config::grad_bucket_mb, 1, 4096,
               "Size in MiB of each bucket of the data-parallel gradient all-reduce."),
+      int_key("val_pairs", &Config::val_pairs, 0, 100000000,
+              "Verification pairs of held-out synthetic identities evaluated at the end."),
+      choice_key("eval_net", &Config::eval_net, {"probe", "gallery"},
+                 "FFC: the network evaluated (the authors test the probe net)."),
   };
   return table;
 }

@@ -38,6 +38,15 @@ struct Config {
   std::string method = "ffc";
   double sample_rate = 1.0;
   std::vector<double> margin_list = {1.0, 0.5, 0.0};
+  std::string loss_type = "auto";
+  double margin = 0.0;    // 0: the method's default (0.5)
+  double scale = 0.0;     // 0: the method's default (64 insightface, 32 FFC/VFC)
+  int64_t pool_size = 0;  // 0: 1% of num_classes, at least the global gallery batch
+  std::string pool_placement = "auto";
+  bool pool_random_init = false;
+  bool rollback = true;
+  int64_t fresh_k = 0;  // 0: clamp(int(0.0002 * pool_size), 3, 10)
+  double fresh_weight = 1.0;
 
   // --- optimisation ---
   int64_t batch_size = 128;  // per rank
@@ -46,6 +55,11 @@ struct Config {
   double weight_decay = 5e-4;
   int64_t num_epoch = 20;
   int64_t warmup_epoch = 0;
+  std::string lr_schedule = "poly";
+  std::vector<int64_t> lr_steps = {8, 14, 17};
+  bool nesterov = false;
+  double clip_grad_norm = 0.0;
+  int64_t max_steps = 0;  // 0: num_epoch epochs
 
   // --- run ---
   std::string output = "work_dirs/ffc";
@@ -55,6 +69,8 @@ struct Config {
   int64_t num_threads = 0;  // 0: cores per node / ranks per node
   std::string log_level = "info";
   int64_t grad_bucket_mb = 25;
+  int64_t val_pairs = 3000;
+  std::string eval_net = "probe";
 };
 
 // One documented key of the Config struct.

@@ -1,0 +1,82 @@
+#pragma once
+// FFC's classification head: the dynamic class pool and the loss of one pass (docs/method.md).
+//
+// One pass (probe features p, gallery features g, both L2-normalised; g without gradient):
+//   1. all-gather g and its labels, insert them into the pool (rows written by their owners);
+//   2. each probe's slot is the pool's slot of its label after the insertion, or -1 (fresh);
+//   3. cos1 = p . row0, cos2 = p . (row1 of slots refreshed in this pass, row0 otherwise);
+//   4. loss = M(cos1) + M(cos2) where M = margin softmax CE over the pool for probes in the pool
+//      (weights 1 / (P * positives of the probe's rank): the mean per rank, averaged over ranks,
+//      as the authors' DDP run) + the fresh term for probes not in the pool (mean of their top-k
+//      pool cosines clamped at 0).
+//   5. a rollback pass then undoes every change to the pool.
+//
+// With the sharded placement the probes are all-gathered and every rank scores them against its
+// own slots (distributed softmax); with the replicated placement every rank scores its own probes
+// against all slots, as the authors do. Both give the same loss and gradients.
+//
+// The returned loss is [2]: (CE part, fresh part), the same on every rank; its gradient reaches
+// each rank's own probes through the all-gather's reduce-scatter: backbone gradients are then
+// summed over ranks (GradientAllReducer in sum mode).
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "head/dynamic_pool.h"
+#include "head/margin.h"
+
+namespace ffc::head {
+
+struct FfcHeadOptions {
+  int64_t pool_size = 0;
+  int64_t dim = 512;
+  Placement placement = Placement::kSharded;
+  bool random_init = false;  // the authors' random rows in empty slots, instead of masking them
+  int64_t fresh_k = 3;
+  double fresh_weight = 1.0;
+  MarginSpec margin;
+  uint64_t seed = 0;
+};
+
+struct FfcPassStats {
+  double ce = 0;
+  double fresh = 0;
+  int64_t positives = 0;      // probes found in the pool (all ranks)
+  int64_t fresh_samples = 0;  // probes not in the pool (all ranks)
+  double mean_target_cos = 0;
+  InsertStats insert;
+  int64_t pool_filled = 0;
+};
+
+class FfcHead {
+ public:
+  FfcHead(const FfcHeadOptions& options, comm::Communicator& comm);
+  ~FfcHead();
+
+  at::Tensor pass(const at::Tensor& probe, const at::Tensor& probe_labels,
+                  const at::Tensor& gallery, const at::Tensor& gallery_labels, bool rollback,
+                  FfcPassStats* stats);
+
+  DynamicPool& pool() { return pool_; }
+  const DynamicPool& pool() const { return pool_; }
+  const FfcHeadOptions& options() const { return options_; }
+
+ private:
+  at::Tensor logits_buffer(int which, int64_t rows, int64_t cols);
+
+  FfcHeadOptions options_;
+  comm::Communicator& comm_;
+  std::unique_ptr<comm::Communicator> single_;  // the replicated placement's local softmax
+  DynamicPool pool_;
+  at::Tensor buffers_[2];
+  std::vector<int64_t> refreshed_;
+};
+
+// Checks a configuration's pool against the global gallery batch (Q must hold it, else identities
+// are evicted within one step). Throws ConfigError naming the minimum.
+void check_pool_size(int64_t pool_size, int64_t gallery_rows_per_rank, int world);
+
+}  // namespace ffc::head

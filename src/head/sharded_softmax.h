@@ -1,0 +1,58 @@
+#pragma once
+// The building blocks every classification head shares (FC, Partial FC, Virtual FC, FFC): the
+// softmax cross-entropy over classes sharded across ranks, with a distributed max and sum, and
+// FFC's fresh-identity top-k term with a global top-k from per-shard top-k.
+//
+// Each rank holds the cosines of ALL gathered samples (rows, identical on every rank) against ITS
+// OWN classes (columns). The functions work in place on that [rows, cols] buffer and leave the
+// gradient of the objective with respect to the cosines in it, so that a head can compute its
+// feature (and weight) gradients right away and keep only those: the big buffer is reused by the
+// next call instead of being held until backward (docs/method.md, "Memory").
+//
+// The objective is a weighted sum over samples, the same value on every rank:
+//   J_ce    = sum_i w_i * CE_i,     CE_i = -log softmax(s * margin(cos_i))[y_i]
+//   J_fresh = sum_i u_i * sum_{k largest cos_ij over all ranks' columns} max(0, cos_ij)
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+#include "comm/communicator.h"
+#include "head/margin.h"
+
+namespace ffc::head {
+
+// Per gathered sample, identical on every rank.
+struct CeTargets {
+  at::Tensor column;  // int64 [rows]: the sample's class among THIS rank's columns, -1 if not here
+  at::Tensor weight;  // float [rows]: w_i, 0 for samples without a CE term
+};
+
+struct CeResult {
+  double loss = 0;         // J_ce
+  int64_t samples = 0;     // rows with w_i > 0
+  double mean_target = 0;  // mean target cosine of those rows (before the margin), a health metric
+};
+
+// On entry `cos` holds cosines [rows, cols] (cols may be 0 on a rank without classes). On return
+// it holds dJ_ce/dcos: softmax - one-hot, times w_i, scale and the margin's derivative (and the
+// sv re-weighting's). Every CE row's class must be a column of exactly one rank. Collective: every
+// rank calls it with the same rows, targets and weights.
+CeResult softmax_ce_(at::Tensor& cos, const CeTargets& targets, const MarginSpec& margin,
+                     comm::Communicator& comm);
+
+// The fresh-identity term. Reads `cos` (it must still hold raw cosines) for rows with u_i > 0.
+struct FreshResult {
+  double loss = 0;      // J_fresh
+  int64_t samples = 0;  // rows with u_i > 0
+  // The selected (row, column) entries of THIS rank's columns with cos > 0, and their weight
+  // u_i: dJ_fresh/dcos is u_i at those entries, 0 elsewhere.
+  at::Tensor rows, columns, weights;
+};
+FreshResult fresh_topk(const at::Tensor& cos, const at::Tensor& fresh_weight, int64_t k,
+                       comm::Communicator& comm);
+
+// k = clamp(int(0.0002 * Q), 3, 10), the authors' choice for a pool of Q slots.
+int64_t default_fresh_k(int64_t pool_size);
+
+}  // namespace ffc::head
