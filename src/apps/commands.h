@@ -22,6 +22,12 @@ struct EnvCommand {
 };
 int run_env(const EnvCommand& cmd);
 
+struct TrainCommand {
+  ConfigOptions config;
+  std::string backend = "mpi";
+};
+int run_train(const TrainCommand& cmd);
+
 struct DataCommand {
   ConfigOptions config;
   std::string path;  // dataset folder, train.rec, or "synthetic"

@@ -54,6 +54,19 @@ void add_env_command(CLI::App& app, Action& action) {
   sub->callback([&action, cmd] { action = [cmd] { return run_env(*cmd); }; });
 }
 
+void add_train_command(CLI::App& app, Action& action) {
+  auto cmd = std::make_shared<TrainCommand>();
+  auto* sub = app.add_subcommand(
+      "train",
+      "Train as configured (docs/training.md); run it under mpirun or srun for several "
+      "ranks, or alone for one");
+  add_config_options(*sub, cmd->config);
+  sub->add_option("--backend", cmd->backend, "Communication backend")
+      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
+      ->capture_default_str();
+  sub->callback([&action, cmd] { action = [cmd] { return run_train(*cmd); }; });
+}
+
 void add_data_commands(CLI::App& app, Action& action) {
   auto* data = app.add_subcommand("data", "Inspect and check datasets")->require_subcommand(1);
   auto stat = std::make_shared<DataCommand>();
@@ -142,6 +155,7 @@ int run_cli(int argc, char** argv) {
   Action action;
   add_config_command(cli, action);
   add_env_command(cli, action);
+  add_train_command(cli, action);
   add_data_commands(cli, action);
   add_pack_command(cli, action);
   add_model_commands(cli, action);

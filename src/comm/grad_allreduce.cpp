@@ -38,7 +38,7 @@ GradientAllReducer::GradientAllReducer(std::vector<at::Tensor> params, int64_t b
   }
 }
 
-void GradientAllReducer::all_reduce_average(Communicator& comm) {
+void GradientAllReducer::reduce(Communicator& comm, bool average) {
   for (auto& bucket : buckets_) {
     for (size_t k = 0; k < bucket.members.size(); ++k) {
       at::Tensor& p = params_[bucket.members[k]];
@@ -50,7 +50,11 @@ void GradientAllReducer::all_reduce_average(Communicator& comm) {
         slot.zero_();
       }
     }
-    comm::all_reduce_average(comm, bucket.flat);
+    if (average) {
+      comm::all_reduce_average(comm, bucket.flat);
+    } else {
+      comm.all_reduce(bucket.flat, ReduceOp::kSum);
+    }
     for (size_t k = 0; k < bucket.members.size(); ++k) {
       at::Tensor& p = params_[bucket.members[k]];
       at::Tensor slot = bucket.flat.narrow(0, bucket.offsets[k], p.numel()).view(p.sizes());

@@ -19,7 +19,10 @@ class GradientAllReducer {
   // Parameters that do not require grad are skipped.
   GradientAllReducer(std::vector<at::Tensor> params, int64_t bucket_bytes);
   // After backward: every parameter's .grad becomes the average over ranks.
-  void all_reduce_average(Communicator& comm);
+  void all_reduce_average(Communicator& comm) { reduce(comm, /*average=*/true); }
+  // After backward: every parameter's .grad becomes the sum over ranks (for losses that are the
+  // same global objective on every rank, whose per-rank gradients are partial sums).
+  void all_reduce_sum(Communicator& comm) { reduce(comm, /*average=*/false); }
 
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
   int64_t num_params() const { return static_cast<int64_t>(params_.size()); }
@@ -27,6 +30,7 @@ class GradientAllReducer {
   int64_t bucket_numel(int64_t i) const { return buckets_.at(i).flat.numel(); }
 
  private:
+  void reduce(Communicator& comm, bool average);
   struct Bucket {
     at::Tensor flat;
     std::vector<size_t> members;   // indices into params_

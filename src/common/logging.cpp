@@ -1,5 +1,6 @@
 #include "common/logging.h"
 
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <algorithm>
@@ -30,6 +31,17 @@ void init_logging(int rank, int size, const std::string& level) {
   logger->set_level(lvl);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+}
+
+void add_log_file(const std::string& path, bool append) {
+  auto logger = spdlog::default_logger();
+  try {
+    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, !append);
+    sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+    logger->sinks().push_back(sink);
+  } catch (const spdlog::spdlog_ex& e) {
+    throw IoError(path + ": cannot open the log file (" + e.what() + ")");
+  }
 }
 
 void flush_logs() {

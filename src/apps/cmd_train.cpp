@@ -1,0 +1,22 @@
+// `ffc train`: train as configured, under mpirun/srun or as a single process.
+
+#include <iostream>
+
+#include "apps/commands.h"
+#include "apps/guarded_main.h"
+#include "train/trainer.h"
+
+namespace ffc::app {
+
+int run_train(const TrainCommand& cmd) {
+  const Config config = resolve_config(cmd.config);
+  if (cmd.config.dump) {
+    std::cout << dump_config(config);
+    return 0;
+  }
+  Session session = start_session(config, comm::parse_backend(cmd.backend));
+  train::train(config, *session.comm);
+  return 0;
+}
+
+}  // namespace ffc::app

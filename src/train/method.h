@@ -1,0 +1,51 @@
+#pragma once
+// A training method: what one step computes between the batch and the loss, behind one interface
+// so that FFC and the baselines share the trainer (data, backbone, optimiser, logging,
+// checkpoints, evaluation).
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+
+#include "comm/communicator.h"
+#include "common/config.h"
+#include "data/loader.h"
+#include "train/metrics.h"
+
+namespace ffc::model {
+class Backbone;
+}
+
+namespace ffc::train {
+
+struct StepStats {
+  double loss = 0;                // the objective, the same on every rank
+  int64_t probe_images = 0;       // images through the trained network, this rank
+  int64_t gallery_images = 0;     // images through a second network (FFC's gallery net)
+  nlohmann::ordered_json fields;  // method-specific figures for metrics.jsonl
+  std::string progress;           // method-specific part of the progress line
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  virtual std::string name() const = 0;
+  // One line about the head for the start-up log.
+  virtual std::string describe() const = 0;
+  // The forward of one step: returns the scalar to backpropagate. Backbone gradients of that
+  // scalar are partial sums over ranks (the trainer all-reduces them with a sum).
+  virtual at::Tensor forward(const data::Batch& batch, PhaseTimer& timer, StepStats& stats) = 0;
+  // Called after the backbone's optimiser step with the step's learning rate (heads that update
+  // their own weights do it here).
+  virtual void after_step(double /*lr*/) {}
+  // A second network the method trains alongside (FFC's gallery net), or nullptr.
+  virtual model::Backbone* gallery_network() { return nullptr; }
+};
+
+// FFC: probe net P (the trainer's backbone), gallery net G (its EMA), the dynamic class pool.
+std::unique_ptr<Method> make_ffc_method(const Config& config, model::Backbone& probe,
+                                        comm::Communicator& comm, int64_t gallery_rows_per_rank);
+
+}  // namespace ffc::train

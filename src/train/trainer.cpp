@@ -1,0 +1,275 @@
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "comm/grad_allreduce.h"
+#include "comm/timed_communicator.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/version.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "eval/embed.h"
+#include "model/backbone.h"
+#include "train/method.h"
+#include "train/metrics.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+namespace ffc::train {
+namespace {
+
+constexpr int kPhases = static_cast<int>(Phase::kCount);
+
+void prepare_output(const Config& config, int rank) {
+  if (rank != 0) {
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(config.output, ec);
+  if (ec) {
+    throw IoError(config.output + ": cannot create the output folder (" + ec.message() +
+                  "); set output to a writable path");
+  }
+  std::ofstream(config.output + "/config.yaml") << dump_config(config);
+  add_log_file(config.output + "/train.log", /*append=*/false);
+}
+
+// Every rank starts from rank 0's weights (they are equal anyway: same seed).
+void broadcast_module(model::Backbone& net, comm::Communicator& comm) {
+  at::NoGradGuard no_grad;
+  for (auto& p : net.parameters()) {
+    at::Tensor t = p.data();
+    comm.broadcast(t, 0);
+  }
+  for (auto& b : net.buffers()) {
+    at::Tensor t = b.data();
+    comm.broadcast(t, 0);
+  }
+}
+
+std::string phase_text(const std::array<double, kPhases>& per_step) {
+  std::string s;
+  for (int i = 0; i < kPhases; ++i) {
+    char buf[48];
+    std::snprintf(buf, sizeof(buf), "%s%s %.0fms", i ? " " : "", phase_name(static_cast<Phase>(i)),
+                  1000 * per_step[i]);
+    s += buf;
+  }
+  return s;
+}
+
+void evaluate(const Config& config, Method& method, model::Backbone& probe,
+              comm::Communicator& comm, int64_t step, MetricsWriter& metrics, TrainResult& result) {
+  if (config.rec != "synthetic" || config.val_pairs <= 0) {
+    spdlog::info(
+        "evaluation: skipped (held-out pairs exist for rec: synthetic; verification sets "
+        "of real data come with `ffc eval`)");
+    return;
+  }
+  model::Backbone* net = &probe;
+  if (config.eval_net == "gallery") {
+    net = method.gallery_network();
+    FFC_CHECK(net != nullptr, "eval_net: gallery, but method " + method.name() + " has none");
+  }
+  const data::SyntheticSpec spec = data::synthetic_spec(config);
+  const data::SyntheticSource source(spec);
+  const eval::SyntheticPairs pairs = eval::heldout_pairs(spec, config.val_pairs);
+  at::Tensor a, b;
+  eval::embed_pairs_distributed(*net, source, pairs, comm, 256, /*flip=*/true, a, b);
+  result.verification = eval::verify(a, b, pairs.same);
+  result.evaluated = true;
+  const auto& v = result.verification;
+  double tar3 = -1;
+  for (const auto& [far, tar] : v.tar_at_far) {
+    if (far == 1e-3) {
+      tar3 = tar;
+    }
+  }
+  spdlog::info(
+      "[heldout][{}] Accuracy-Flip: {:.5f}+-{:.5f} ({} pairs of identities never trained "
+      "on, {} net)",
+      step, v.accuracy, v.accuracy_std, v.pairs, config.eval_net);
+  for (const auto& [far, tar] : v.tar_at_far) {
+    spdlog::info("[heldout][{}] TAR@FAR={:.0e}: {:.5f}", step, far, tar);
+  }
+  nlohmann::ordered_json rec;
+  rec["event"] = "eval";
+  rec["step"] = step;
+  rec["target"] = "heldout";
+  rec["net"] = config.eval_net;
+  rec["pairs"] = v.pairs;
+  rec["accuracy"] = v.accuracy;
+  rec["accuracy_std"] = v.accuracy_std;
+  rec["threshold"] = v.threshold;
+  if (tar3 >= 0) {
+    rec["tar_at_far_1e-3"] = tar3;
+  }
+  for (const auto& [far, tar] : v.tar_at_far) {
+    char key[32];
+    std::snprintf(key, sizeof(key), "tar@far=%.0e", far);
+    rec[key] = tar;
+  }
+  metrics.write(rec);
+}
+
+}  // namespace
+
+TrainResult train(const Config& config, comm::Communicator& world) {
+  comm::TimedCommunicator comm(world);
+  const int rank = comm.rank();
+  const int world_size = comm.size();
+  prepare_output(config, rank);
+  comm.barrier();
+  MetricsWriter metrics(config.output + "/metrics.jsonl", rank == 0, /*append=*/false);
+  spdlog::info("ffc {} (git {}), method {}, {} rank(s); output {}", project_version(),
+               git_revision(), config.method, world_size, config.output);
+
+  // Data.
+  const auto source = data::open_dataset(config);
+  const auto planner = data::make_planner(config, *source, rank, world_size);
+  data::LoaderOptions lo;
+  lo.threads = static_cast<int>(config.num_workers);
+  lo.prefetch = static_cast<int>(config.prefetch);
+  data::Loader loader(source, planner, lo);
+  spdlog::info("data: {}", source->describe());
+
+  // Backbone and method.
+  at::manual_seed(static_cast<uint64_t>(config.seed));
+  const model::BackboneSpec spec = model::spec_from_config(config);
+  const std::shared_ptr<model::Backbone> probe = model::make_backbone(spec);
+  broadcast_module(*probe, comm);
+  std::unique_ptr<Method> method;
+  if (config.method == "ffc") {
+    method = make_ffc_method(config, *probe, comm, planner->view_rows().back());
+  } else {
+    throw ConfigError("method '" + config.method +
+                      "' is not available in this build yet; use method: ffc");
+  }
+  spdlog::info("network: {}, embedding {}, image {}x{}", spec.name, spec.embedding_size,
+               spec.image_size, spec.image_size);
+  spdlog::info("head: {}", method->describe());
+
+  // Optimiser, schedule, gradient all-reduce.
+  std::vector<at::Tensor> params;
+  std::vector<std::string> names;
+  for (const auto& item : probe->named_parameters()) {
+    names.push_back(item.key());
+    params.push_back(item.value());
+  }
+  SgdOptions so;
+  so.momentum = config.momentum;
+  so.weight_decay = config.weight_decay;
+  so.nesterov = config.nesterov;
+  Sgd sgd(params, names, so);
+  comm::GradientAllReducer reducer(sgd.params(), config.grad_bucket_mb << 20);
+  ScheduleSpec sched;
+  sched.kind = config.lr_schedule;
+  sched.base_lr = config.lr;
+  sched.steps_per_epoch = planner->steps_per_epoch();
+  sched.total_steps = config.num_epoch * sched.steps_per_epoch;
+  sched.warmup_steps = config.warmup_epoch * sched.steps_per_epoch;
+  sched.milestones_epochs = config.lr_steps;
+  const int64_t end =
+      config.max_steps > 0 ? std::min(config.max_steps, sched.total_steps) : sched.total_steps;
+  spdlog::info("schedule: {} epochs x {} steps = {} steps{}, lr {} ({}), batch {} per rank",
+               config.num_epoch, sched.steps_per_epoch, sched.total_steps,
+               end < sched.total_steps ? " (stopping at " + std::to_string(end) + ")" : "",
+               config.lr, config.lr_schedule, config.batch_size);
+
+  TrainResult result;
+  PhaseTimer timer;
+  auto window_start = std::chrono::steady_clock::now();
+  const auto run_start = window_start;
+  int64_t window_steps = 0;
+  int64_t window_probe = 0;
+  int64_t window_gallery = 0;
+  std::array<double, kPhases> window_phases{};
+  for (int64_t step = 0; step < end; ++step) {
+    timer.start(Phase::kData);
+    const data::Batch& batch = loader.get(step);
+    StepStats stats;
+    sgd.zero_grad();
+    comm.take_seconds();
+    const at::Tensor loss = method->forward(batch, timer, stats);
+    const double coll_forward = comm.take_seconds();
+    timer.start(Phase::kBackward);
+    loss.backward();
+    const double coll_backward = comm.take_seconds();
+    timer.start(Phase::kComm);
+    reducer.all_reduce_sum(comm);
+    timer.start(Phase::kOptimizer);
+    if (config.clip_grad_norm > 0) {
+      clip_grad_norm(sgd.params(), config.clip_grad_norm);
+    }
+    const double lr = learning_rate(sched, step);
+    sgd.step(lr);
+    method->after_step(lr);
+    comm.take_seconds();  // the all-reduce is in the comm phase already
+    auto phases = timer.take();
+    // Collectives inside the head's forward and the backward count as comm, not there.
+    phases[static_cast<int>(Phase::kHead)] -= coll_forward;
+    phases[static_cast<int>(Phase::kBackward)] -= coll_backward;
+    phases[static_cast<int>(Phase::kComm)] += coll_forward + coll_backward;
+    for (int i = 0; i < kPhases; ++i) {
+      window_phases[i] += phases[i];
+    }
+    ++window_steps;
+    window_probe += stats.probe_images;
+    window_gallery += stats.gallery_images;
+    result.steps = step + 1;
+    result.final_loss = stats.loss;
+
+    if ((step + 1) % config.frequent == 0 || step + 1 == end) {
+      const auto now = std::chrono::steady_clock::now();
+      const double seconds = std::chrono::duration<double>(now - window_start).count();
+      const double probe_rate = window_probe * world_size / seconds;
+      const double all_rate = (window_probe + window_gallery) * world_size / seconds;
+      std::array<double, kPhases> per_step{};
+      for (int i = 0; i < kPhases; ++i) {
+        per_step[i] = window_phases[i] / window_steps;
+      }
+      const double eta = (end - step - 1) * seconds / window_steps;
+      const int64_t epoch = step / sched.steps_per_epoch;
+      spdlog::info(
+          "epoch {}/{} step {}/{} | {:.0f} img/s ({:.0f} probe) | loss {:.4f} {} | lr "
+          "{:.4g} | {} | eta {}",
+          epoch + 1, config.num_epoch, step + 1, end, all_rate, probe_rate, stats.loss,
+          stats.progress, lr, phase_text(per_step), format_duration(eta));
+      nlohmann::ordered_json rec;
+      rec["step"] = step + 1;
+      rec["epoch"] = epoch;
+      rec["loss"] = stats.loss;
+      for (const auto& [k, v] : stats.fields.items()) {
+        rec[k] = v;
+      }
+      rec["lr"] = lr;
+      rec["images_per_s"] = all_rate;
+      rec["probe_images_per_s"] = probe_rate;
+      nlohmann::ordered_json ph;
+      for (int i = 0; i < kPhases; ++i) {
+        ph[phase_name(static_cast<Phase>(i))] = 1000 * per_step[i];
+      }
+      rec["phase_ms"] = ph;
+      rec["elapsed_s"] = std::chrono::duration<double>(now - run_start).count();
+      metrics.write(rec);
+      result.images_per_second = all_rate;
+      result.probe_images_per_second = probe_rate;
+      window_start = now;
+      window_steps = window_probe = window_gallery = 0;
+      window_phases.fill(0.0);
+    }
+  }
+  evaluate(config, *method, *probe, comm, result.steps, metrics, result);
+  spdlog::info(
+      "done: {} steps in {}; log {}/train.log, metrics {}/metrics.jsonl", result.steps,
+      format_duration(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count()),
+      config.output, config.output);
+  return result;
+}
+
+}  // namespace ffc::train

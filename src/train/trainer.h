@@ -1,0 +1,28 @@
+#pragma once
+// The training loop shared by every method: data, backbone, method (head), SGD with its
+// schedule, bucketed gradient all-reduce, per-phase timings, progress lines, metrics.jsonl and
+// the final evaluation.
+
+#include <memory>
+#include <string>
+
+#include "comm/communicator.h"
+#include "common/config.h"
+#include "eval/verification.h"
+
+namespace ffc::train {
+
+struct TrainResult {
+  int64_t steps = 0;  // steps run
+  double final_loss = 0;
+  double images_per_second = 0;        // probe + gallery images, all ranks, last window
+  double probe_images_per_second = 0;  // probe images only
+  bool evaluated = false;
+  eval::VerificationResult verification;
+};
+
+// Runs training as configured; every rank calls it. Writes <output>/config.yaml,
+// <output>/metrics.jsonl and <output>/train.log (rank 0).
+TrainResult train(const Config& config, comm::Communicator& comm);
+
+}  // namespace ffc::train
