@@ -1,6 +1,6 @@
 #include "model/normalize.h"
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include "common/error.h"
 
@@ -8,7 +8,7 @@ namespace ffc::model {
 
 at::Tensor l2_normalize(const at::Tensor& embeddings, double eps) {
   FFC_CHECK(embeddings.dim() == 2, "l2_normalize takes [B, D] embeddings");
-  return embeddings / embeddings.norm(2, {1}, /*keepdim=*/true).clamp_min(eps);
+  return embeddings.div(embeddings.norm(2, {1}, /*keepdim=*/true).clamp_min(eps));
 }
 
 }  // namespace ffc::model
