@@ -28,6 +28,22 @@ struct TrainCommand {
 };
 int run_train(const TrainCommand& cmd);
 
+struct PlanCommand {
+  std::string method = "ffc";
+  int64_t num_classes = 0;
+  int64_t embedding = 512;
+  int64_t batch = 128;
+  int ranks = 1;
+  double sample_rate = 0.1;
+  int64_t pool = 0;
+  int64_t vfc_rows = 1000;
+  std::string network = "r50";
+  int64_t image_size = 0;
+  double memory_gib = 0;
+  bool json = false;
+};
+int run_plan(const PlanCommand& cmd);
+
 struct DataCommand {
   ConfigOptions config;
   std::string path;  // dataset folder, train.rec, or "synthetic"

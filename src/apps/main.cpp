@@ -67,6 +67,32 @@ void add_train_command(CLI::App& app, Action& action) {
   sub->callback([&action, cmd] { action = [cmd] { return run_train(*cmd); }; });
 }
 
+void add_plan_command(CLI::App& app, Action& action) {
+  auto cmd = std::make_shared<PlanCommand>();
+  auto* sub = app.add_subcommand(
+      "plan",
+      "Memory per rank (backbone, head, logits, pool) and head FLOPs of a method at a "
+      "scale, and whether it fits (docs/plan.md)");
+  sub->add_option("--method", cmd->method, "fc, pfc, vfc or ffc")
+      ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc"}))
+      ->capture_default_str();
+  sub->add_option("--num-classes", cmd->num_classes, "Identities N")->required();
+  sub->add_option("--embedding", cmd->embedding, "Embedding size D")->capture_default_str();
+  sub->add_option("--batch", cmd->batch, "Batch per rank (FFC: identity items)")
+      ->capture_default_str();
+  sub->add_option("--ranks", cmd->ranks, "Ranks P")->capture_default_str();
+  sub->add_option("--sample-rate", cmd->sample_rate, "Partial FC's r")->capture_default_str();
+  sub->add_option("--pool", cmd->pool, "FFC's pool Q; 0: 1% of N, at least the global batch")
+      ->capture_default_str();
+  sub->add_option("--vfc-rows", cmd->vfc_rows, "Virtual FC's M")->capture_default_str();
+  sub->add_option("--network", cmd->network, "Backbone (ffc model list)")->capture_default_str();
+  sub->add_option("--image-size", cmd->image_size, "0: the network's natural size");
+  sub->add_option("--memory-gib", cmd->memory_gib,
+                  "Memory per rank to fit in, GiB; 0: this machine's memory");
+  sub->add_flag("--json", cmd->json, "Print JSON");
+  sub->callback([&action, cmd] { action = [cmd] { return run_plan(*cmd); }; });
+}
+
 void add_data_commands(CLI::App& app, Action& action) {
   auto* data = app.add_subcommand("data", "Inspect and check datasets")->require_subcommand(1);
   auto stat = std::make_shared<DataCommand>();
@@ -156,6 +182,7 @@ int run_cli(int argc, char** argv) {
   add_config_command(cli, action);
   add_env_command(cli, action);
   add_train_command(cli, action);
+  add_plan_command(cli, action);
   add_data_commands(cli, action);
   add_pack_command(cli, action);
   add_model_commands(cli, action);

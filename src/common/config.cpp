@@ -363,6 +363,8 @@ const std::vector<KeySpec>& key_table() {
               "FFC: top-k pool cosines of a fresh identity; 0: clamp(int(0.0002*Q), 3, 10)."),
       real_key("fresh_weight", &Config::fresh_weight, 0.0, 100.0, false, false,
                "FFC: weight of the fresh-identity term."),
+      int_key("vfc_rows", &Config::vfc_rows, 1, int64_t{1} << 30,
+              "Virtual FC: virtual rows M; identity y uses row y mod M (the authors: 1000)."),
       int_key("batch_size", &Config::batch_size, 1, int64_t{1} << 20, "Images per rank per step."),
       real_key("lr", &Config::lr, 0.0, kMaxReal, true, false, "Base learning rate."),
       real_key("momentum", &Config::momentum, 0.0, 1.0, false, true, "SGD momentum."),

@@ -46,6 +46,7 @@ struct Config {
   bool pool_random_init = false;
   bool rollback = true;
   int64_t fresh_k = 0;  // 0: clamp(int(0.0002 * pool_size), 3, 10)
+  int64_t vfc_rows = 1000;
   double fresh_weight = 1.0;
 
   // --- optimisation ---

@@ -8,6 +8,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "common/config.h"
@@ -42,10 +44,22 @@ class Method {
   virtual void after_step(double /*lr*/) {}
   // A second network the method trains alongside (FFC's gallery net), or nullptr.
   virtual model::Backbone* gallery_network() { return nullptr; }
+  // Head parameters replicated on every rank and trained with the backbone (Virtual FC's rows):
+  // the trainer adds them to its optimiser and to the gradient all-reduce.
+  virtual std::vector<std::pair<std::string, at::Tensor>> replicated_parameters() { return {}; }
 };
 
 // FFC: probe net P (the trainer's backbone), gallery net G (its EMA), the dynamic class pool.
 std::unique_ptr<Method> make_ffc_method(const Config& config, model::Backbone& probe,
                                         comm::Communicator& comm, int64_t gallery_rows_per_rank);
+// insightface's model-parallel FC (sample_rate 1) or Partial FC (sample_rate < 1).
+std::unique_ptr<Method> make_classifier_method(const Config& config, model::Backbone& backbone,
+                                               comm::Communicator& comm);
+// Virtual FC.
+std::unique_ptr<Method> make_vfc_method(const Config& config, model::Backbone& backbone,
+                                        comm::Communicator& comm);
+// The method of config.method.
+std::unique_ptr<Method> make_method(const Config& config, model::Backbone& backbone,
+                                    comm::Communicator& comm, int64_t gallery_rows_per_rank);
 
 }  // namespace ffc::train

@@ -142,13 +142,8 @@ TrainResult train(const Config& config, comm::Communicator& world) {
   const model::BackboneSpec spec = model::spec_from_config(config);
   const std::shared_ptr<model::Backbone> probe = model::make_backbone(spec);
   broadcast_module(*probe, comm);
-  std::unique_ptr<Method> method;
-  if (config.method == "ffc") {
-    method = make_ffc_method(config, *probe, comm, planner->view_rows().back());
-  } else {
-    throw ConfigError("method '" + config.method +
-                      "' is not available in this build yet; use method: ffc");
-  }
+  const std::unique_ptr<Method> method =
+      make_method(config, *probe, comm, planner->view_rows().back());
   spdlog::info("network: {}, embedding {}, image {}x{}", spec.name, spec.embedding_size,
                spec.image_size, spec.image_size);
   spdlog::info("head: {}", method->describe());
@@ -159,6 +154,10 @@ TrainResult train(const Config& config, comm::Communicator& world) {
   for (const auto& item : probe->named_parameters()) {
     names.push_back(item.key());
     params.push_back(item.value());
+  }
+  for (auto& [name, tensor] : method->replicated_parameters()) {
+    names.push_back(name);
+    params.push_back(tensor);
   }
   SgdOptions so;
   so.momentum = config.momentum;

@@ -1,0 +1,245 @@
+#include "head/classifier_head.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+#include "common/random.h"
+#include "head/all_gather.h"
+#include "head/sharded_softmax.h"
+
+namespace ffc::head {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct LossContext {
+  comm::Communicator* comm = nullptr;
+  const MarginSpec* margin = nullptr;
+  at::Tensor weight;  // [S, D]: the rows scored (all local rows, or the sampled ones)
+  at::Tensor logits;  // [rows, S] workspace
+  at::Tensor grad;    // [S, D]: receives dJ/dweight
+  CeTargets targets;
+  CeResult ce;
+};
+
+// dJ/dW_j = inv_j * (A_j - (A_j . W^_j) W^_j) with A = G^T f, written as A'_j - inv_j^2 (A'_j .
+// W_j) W_j for A' = (G * inv)^T f; dJ/df = (G * inv) W.
+struct ClassifierLoss : public torch::autograd::Function<ClassifierLoss> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& features, int64_t context) {
+    auto& c = *reinterpret_cast<LossContext*>(context);
+    const at::Tensor f = features.contiguous();
+    const at::Tensor& w = c.weight;
+    at::Tensor& cos = c.logits;
+    const at::Tensor inv = w.norm(2, 1).clamp_min(1e-12).reciprocal();
+    if (w.size(0) > 0) {
+      at::mm_out(cos, f, w.t());
+      cos.mul_(inv.unsqueeze(0));
+    }
+    c.ce = softmax_ce_(cos, c.targets, *c.margin, *c.comm);
+    at::Tensor grad_f = at::zeros_like(f);
+    if (w.size(0) > 0) {
+      cos.mul_(inv.unsqueeze(0));
+      at::mm_out(grad_f, cos, w);
+      at::mm_out(c.grad, cos.t(), f);
+      const at::Tensor dots = at::bmm(c.grad.unsqueeze(1), w.unsqueeze(2)).view({-1});
+      c.grad.addcmul_(w, (-(inv * inv) * dots).unsqueeze(1));
+    }
+    ctx->saved_data["grad_f"] = grad_f;
+    ctx->saved_data["grad_w"] = c.grad;
+    return at::tensor({static_cast<float>(c.ce.loss)}, f.options());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const double g = grads[0].to(at::kDouble).cpu().item<double>();
+    at::Tensor grad_w = ctx->saved_data["grad_w"].toTensor();
+    if (g != 1.0) {
+      grad_w.mul_(g);  // the head's own buffer, applied by step()
+    }
+    return {ctx->saved_data["grad_f"].toTensor() * g, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+int64_t ClassifierHead::local_classes(int64_t n, int rank, int world) {
+  return n / world + (rank < n % world ? 1 : 0);
+}
+
+int64_t ClassifierHead::first_class(int64_t n, int rank, int world) {
+  return (n / world) * rank + std::min<int64_t>(rank, n % world);
+}
+
+void ClassifierHead::init_row(uint64_t seed, int64_t c, float* row, int64_t dim) {
+  Rng rng(mix({seed, 0xfc, static_cast<uint64_t>(c)}));
+  for (int64_t d = 0; d < dim; ++d) {
+    row[d] = static_cast<float>(0.01 * rng.normal());
+  }
+}
+
+ClassifierHead::ClassifierHead(const ClassifierOptions& options, comm::Communicator& comm)
+    : options_(options), comm_(comm) {
+  FFC_CHECK(options.num_classes >= 1, "the classifier needs num_classes >= 1");
+  FFC_CHECK(options.sample_rate > 0 && options.sample_rate <= 1, "sample_rate must be in (0, 1]");
+  num_local_ = local_classes(options.num_classes, comm.rank(), comm.size());
+  start_ = first_class(options.num_classes, comm.rank(), comm.size());
+  partial_ = options.partial;
+  num_sample_ = partial_ ? static_cast<int64_t>(options.sample_rate * num_local_) : num_local_;
+  const int64_t dim = options.dim;
+  weight_ = at::empty({num_local_, dim}, at::kFloat);
+  float* w = weight_.data_ptr<float>();
+  for (int64_t i = 0; i < num_local_; ++i) {
+    init_row(options.seed, start_ + i, w + i * dim, dim);
+  }
+  momentum_ = at::zeros({num_local_, dim}, at::kFloat);
+  if (!partial_) {
+    grad_ = at::zeros({num_local_, dim}, at::kFloat);
+  }
+}
+
+ClassifierHead::~ClassifierHead() = default;
+
+at::Tensor ClassifierHead::last_rows() const {
+  return partial_ ? index_ : at::arange(num_local_, at::kLong);
+}
+
+at::Tensor ClassifierHead::last_weight_grad() const {
+  return partial_ ? grad_.narrow(0, 0, index_.numel()) : grad_;
+}
+
+int64_t ClassifierHead::bytes() const {
+  int64_t b = (weight_.numel() + momentum_.numel()) * 4;
+  for (const at::Tensor* t : {&sub_weight_, &sub_momentum_, &grad_, &logits_}) {
+    if (t->defined()) {
+      b += t->numel() * 4;
+    }
+  }
+  return b;
+}
+
+at::Tensor ClassifierHead::sample(const at::Tensor& local_labels) {
+  // Positive classes of this rank's block, sorted and unique.
+  const at::Tensor in_block = (local_labels >= 0).logical_and(local_labels < num_local_);
+  const at::Tensor positives = std::get<0>(at::_unique(local_labels.masked_select(in_block), true));
+  const int64_t npos = positives.numel();
+  if (npos >= num_sample_) {
+    return positives;
+  }
+  // Fill up with classes drawn without replacement through a keyed permutation of the block,
+  // skipping the positives: O(sample) time, no num_local-sized array.
+  const int64_t want = num_sample_ - npos;
+  std::vector<int64_t> picked;
+  picked.reserve(static_cast<size_t>(num_sample_));
+  const int64_t* pos = positives.data_ptr<int64_t>();
+  const KeyedPermutation perm(static_cast<uint64_t>(num_local_),
+                              mix({options_.seed, 0x9fc, static_cast<uint64_t>(step_count_),
+                                   static_cast<uint64_t>(comm_.rank())}));
+  for (uint64_t i = 0; static_cast<int64_t>(picked.size()) < want; ++i) {
+    const auto c = static_cast<int64_t>(perm.forward(i));
+    if (!std::binary_search(pos, pos + npos, c)) {
+      picked.push_back(c);
+    }
+  }
+  picked.insert(picked.end(), pos, pos + npos);
+  std::sort(picked.begin(), picked.end());
+  return at::tensor(picked, at::kLong);
+}
+
+at::Tensor ClassifierHead::forward(const at::Tensor& features, const at::Tensor& labels,
+                                   ClassifierStats* stats) {
+  const std::vector<int64_t> counts = comm::all_gather_counts(comm_, features.size(0));
+  const at::Tensor f_all =
+      all_gather_rows(features / features.norm(2, 1, true).clamp_min(1e-12), comm_, counts);
+  const at::Tensor l_all = comm::all_gather_v(comm_, labels.to(at::kLong).contiguous());
+  const at::Tensor local = l_all - start_;
+  const int64_t rows = f_all.size(0);
+  const int64_t dim = options_.dim;
+
+  LossContext c;
+  c.comm = &comm_;
+  c.margin = &options_.margin;
+  at::Tensor column;
+  int64_t scored = num_local_;
+  if (partial_) {
+    index_ = sample(local);
+    scored = index_.numel();
+    const int64_t cap = std::max(scored, num_sample_);
+    if (!sub_weight_.defined() || sub_weight_.size(0) < cap) {
+      sub_weight_ = at::zeros({cap, dim}, at::kFloat);
+      sub_momentum_ = at::zeros({cap, dim}, at::kFloat);
+      grad_ = at::zeros({cap, dim}, at::kFloat);
+    }
+    c.weight = sub_weight_.narrow(0, 0, scored);
+    at::index_select_out(c.weight, weight_, 0, index_);
+    c.grad = grad_.narrow(0, 0, scored);
+    // A label's column is its position in the sorted sample.
+    const at::Tensor in_block = (local >= 0).logical_and(local < num_local_);
+    const at::Tensor pos =
+        at::searchsorted(index_, local.clamp(0, std::max<int64_t>(num_local_ - 1, 0)));
+    column = at::where(in_block, pos, at::full_like(pos, -1));
+  } else {
+    c.weight = weight_;
+    c.grad = grad_;
+    column =
+        at::where((local >= 0).logical_and(local < num_local_), local, at::full_like(local, -1));
+  }
+  if (!logits_.defined() || logits_.numel() < rows * std::max<int64_t>(scored, num_sample_)) {
+    // Sized for the largest sample once, so later steps reuse it.
+    logits_ = at::zeros({rows * std::max<int64_t>(scored, num_sample_)}, at::kFloat);
+  }
+  c.logits = logits_.narrow(0, 0, rows * scored).view({rows, scored});
+  c.targets.column = column;
+  c.targets.weight = at::full({rows}, 1.0 / static_cast<double>(rows), at::kFloat);
+
+  at::Tensor loss = ClassifierLoss::apply(f_all, reinterpret_cast<int64_t>(&c));
+  if (stats != nullptr) {
+    stats->loss = c.ce.loss;
+    stats->sampled = scored;
+    stats->positives =
+        std::get<0>(
+            at::_unique(local.masked_select((local >= 0).logical_and(local < num_local_)), true))
+            .numel();
+  }
+  ++step_count_;
+  return loss;
+}
+
+void ClassifierHead::step(double lr) {
+  at::NoGradGuard no_grad;
+  at::Tensor w, m;
+  at::Tensor g;
+  if (partial_) {
+    FFC_CHECK(index_.defined(), "ClassifierHead::step before forward");
+    const int64_t s = index_.numel();
+    w = sub_weight_.narrow(0, 0, s);
+    m = sub_momentum_.narrow(0, 0, s);
+    at::index_select_out(m, momentum_, 0, index_);
+    g = grad_.narrow(0, 0, s);
+  } else {
+    w = weight_;
+    m = momentum_;
+    g = grad_;
+  }
+  // torch.optim.SGD with dampening 0; a zero momentum buffer makes the first step m = g, as the
+  // buffer PyTorch creates from the first gradient.
+  if (options_.weight_decay != 0) {
+    g.add_(w, options_.weight_decay);
+  }
+  m.mul_(options_.momentum).add_(g);
+  if (options_.nesterov) {
+    g.add_(m, options_.momentum);
+    w.sub_(g, lr);
+  } else {
+    w.sub_(m, lr);
+  }
+  if (partial_) {
+    weight_.index_copy_(0, index_, w);
+    momentum_.index_copy_(0, index_, m);
+  }
+}
+
+}  // namespace ffc::head

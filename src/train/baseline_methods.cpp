@@ -1,0 +1,145 @@
+// The baselines in FFC's trainer: insightface's model-parallel FC and Partial FC, and Virtual FC.
+
+#include <ATen/ATen.h>
+
+#include <sstream>
+
+#include "common/error.h"
+#include "head/classifier_head.h"
+#include "head/vfc_head.h"
+#include "model/backbone.h"
+#include "train/method.h"
+
+namespace ffc::train {
+namespace {
+
+class ClassifierMethod final : public Method {
+ public:
+  ClassifierMethod(const Config& config, model::Backbone& backbone, comm::Communicator& comm)
+      : config_(config), backbone_(backbone) {
+    if (config.num_classes <= 0) {
+      throw ConfigError("method " + config.method + " needs num_classes");
+    }
+    head::ClassifierOptions o;
+    o.num_classes = config.num_classes;
+    o.dim = config.embedding_size;
+    o.partial = config.method == "pfc";
+    o.sample_rate = o.partial ? config.sample_rate : 1.0;
+    o.margin = head::margin_from_config(config);
+    o.seed = static_cast<uint64_t>(config.seed);
+    o.momentum = config.momentum;
+    o.weight_decay = config.weight_decay;
+    o.nesterov = config.nesterov;
+    head_ = std::make_unique<head::ClassifierHead>(o, comm);
+  }
+
+  std::string name() const override { return config_.method; }
+
+  std::string describe() const override {
+    const auto& o = head_->options();
+    std::ostringstream s;
+    s << (o.partial ? "Partial FC (sample rate " : "model-parallel FC (")
+      << (o.partial ? std::to_string(o.sample_rate).substr(0, 5) + "), " : "") << o.num_classes
+      << " classes, " << head_->num_local() << " on this rank from class " << head_->class_start()
+      << ", weight + momentum " << (head_->num_local() * o.dim * 8 >> 20) << " MiB, "
+      << o.margin.describe();
+    return s.str();
+  }
+
+  at::Tensor forward(const data::Batch& batch, PhaseTimer& timer, StepStats& stats) override {
+    timer.start(Phase::kProbeForward);
+    const at::Tensor features = backbone_.forward(batch.images.at(0));
+    timer.start(Phase::kHead);
+    head::ClassifierStats hs;
+    at::Tensor loss = head_->forward(features, batch.labels.at(0), &hs).sum();
+    stats.loss = hs.loss;
+    stats.probe_images = batch.images.at(0).size(0);
+    stats.fields["sampled_classes"] = hs.sampled;
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "| classes scored %lld on rank 0",
+                  static_cast<long long>(hs.sampled));
+    stats.progress = buf;
+    return loss;
+  }
+
+  void after_step(double lr) override { head_->step(lr); }
+
+ private:
+  const Config& config_;
+  model::Backbone& backbone_;
+  std::unique_ptr<head::ClassifierHead> head_;
+};
+
+class VfcMethod final : public Method {
+ public:
+  VfcMethod(const Config& config, model::Backbone& backbone, comm::Communicator& comm)
+      : config_(config), backbone_(backbone) {
+    head::VfcOptions o;
+    o.rows = config.vfc_rows;
+    o.dim = config.embedding_size;
+    o.margin = head::margin_from_config(config);
+    o.seed = static_cast<uint64_t>(config.seed);
+    head_ = std::make_unique<head::VfcHead>(o, comm);
+  }
+
+  std::string name() const override { return "vfc"; }
+
+  std::string describe() const override {
+    std::ostringstream s;
+    s << "Virtual FC: " << head_->options().rows << " virtual rows (identity y -> row y mod "
+      << head_->options().rows << "), " << config_.images_per_identity
+      << " images per identity per batch, " << head_->options().margin.describe();
+    return s.str();
+  }
+
+  at::Tensor forward(const data::Batch& batch, PhaseTimer& timer, StepStats& stats) override {
+    timer.start(Phase::kProbeForward);
+    const at::Tensor features = backbone_.forward(batch.images.at(0));
+    timer.start(Phase::kHead);
+    head::VfcStats hs;
+    at::Tensor loss = head_->forward(features, batch.labels.at(0), &hs);
+    stats.loss = hs.loss;
+    stats.probe_images = batch.images.at(0).size(0);
+    stats.fields["identities"] = hs.identities;
+    stats.fields["collisions"] = hs.collisions;
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "| identities %lld, collisions %lld",
+                  static_cast<long long>(hs.identities), static_cast<long long>(hs.collisions));
+    stats.progress = buf;
+    return loss;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> replicated_parameters() override {
+    return {{"vfc.weight", head_->weight()}};
+  }
+
+ private:
+  const Config& config_;
+  model::Backbone& backbone_;
+  std::unique_ptr<head::VfcHead> head_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> make_classifier_method(const Config& config, model::Backbone& backbone,
+                                               comm::Communicator& comm) {
+  return std::make_unique<ClassifierMethod>(config, backbone, comm);
+}
+
+std::unique_ptr<Method> make_vfc_method(const Config& config, model::Backbone& backbone,
+                                        comm::Communicator& comm) {
+  return std::make_unique<VfcMethod>(config, backbone, comm);
+}
+
+std::unique_ptr<Method> make_method(const Config& config, model::Backbone& backbone,
+                                    comm::Communicator& comm, int64_t gallery_rows_per_rank) {
+  if (config.method == "ffc") {
+    return make_ffc_method(config, backbone, comm, gallery_rows_per_rank);
+  }
+  if (config.method == "vfc") {
+    return make_vfc_method(config, backbone, comm);
+  }
+  return make_classifier_method(config, backbone, comm);
+}
+
+}  // namespace ffc::train
