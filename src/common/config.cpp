@@ -292,6 +292,35 @@ KeySpec int_list_key(const char* name, std::vector<int64_t> Config::*member, int
           }};
 }
 
+KeySpec string_list_key(const char* name, std::vector<std::string> Config::*member,
+                        const char* doc) {
+  return {name,
+          "list of strings",
+          "a list of non-empty strings",
+          doc,
+          [member](Config& c, const YAML::Node& n) {
+            if (!n.IsSequence()) {
+              throw BadValue{"expected a list like [lfw, cfp_fp, agedb_30]"};
+            }
+            std::vector<std::string> v;
+            for (size_t i = 0; i < n.size(); ++i) {
+              std::string x = trim(scalar_text(n[i]));
+              if (x.empty()) {
+                throw BadValue{"element " + std::to_string(i) + " is empty"};
+              }
+              v.push_back(std::move(x));
+            }
+            c.*member = std::move(v);
+          },
+          [member](const Config& c) {
+            std::string s = "[";
+            for (size_t i = 0; i < (c.*member).size(); ++i) {
+              s += (i ? ", " : "") + quote((c.*member)[i]);
+            }
+            return s + "]";
+          }};
+}
+
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kMaxReal = std::numeric_limits<double>::max();
 
@@ -399,6 +428,12 @@ const std::vector<KeySpec>& key_table() {
               "Verification pairs of held-out synthetic identities evaluated at the end."),
       choice_key("eval_net", &Config::eval_net, {"probe", "gallery"},
                  "FFC: the network evaluated (the authors test the probe net)."),
+      string_list_key("val_targets", &Config::val_targets,
+                      "Verification set files evaluated in training (tools/bin2ffc.py converts "
+                      "insightface's .bin); a bare name N is N.h5 in the dataset folder (rec)."),
+      int_key("val_identities", &Config::val_identities, 0, 100000,
+              "rec: synthetic - identities per training-count bucket of the long-tail "
+              "breakdown; 0: none."),
   };
   return table;
 }

@@ -72,6 +72,8 @@ struct Config {
   int64_t grad_bucket_mb = 25;
   int64_t val_pairs = 3000;
   std::string eval_net = "probe";
+  std::vector<std::string> val_targets;  // verification set files (insightface's key)
+  int64_t val_identities = 500;          // per training-count bucket, long-tail breakdown
 };
 
 // One documented key of the Config struct.

@@ -8,32 +8,114 @@
 
 namespace ffc::eval {
 
-at::Tensor embed(model::Backbone& net, const at::Tensor& images, int64_t batch, bool flip) {
+RawEmbeddings embed_raw(model::Backbone& net, int64_t begin, int64_t end, const ImageFiller& fill,
+                        int64_t batch, bool flip) {
+  FFC_CHECK(batch >= 1, "embedding batch must be at least 1");
+  const int64_t n = std::max<int64_t>(end - begin, 0);
+  const int64_t s = net.spec().image_size;
+  const int64_t d = net.spec().embedding_size;
+  RawEmbeddings out;
+  out.plain = at::empty({n, d}, at::kFloat);
+  if (flip) {
+    out.mirror = at::empty({n, d}, at::kFloat);
+  }
+  if (n == 0) {
+    return out;
+  }
   const bool was_training = net.is_training();
   net.eval();
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> out;
   at::Device device = at::kCPU;
   for (const auto& p : net.parameters()) {
     device = p.device();
     break;
   }
-  for (int64_t start = 0; start < images.size(0); start += batch) {
-    const at::Tensor x =
-        images.narrow(0, start, std::min(batch, images.size(0) - start)).to(device);
-    at::Tensor e = net.forward(x);
+  const int64_t rows = std::min(batch, n);
+  // The images in rows [0, b), their mirrors in rows [rows, rows + b) with flip.
+  at::Tensor buffer = at::empty({flip ? 2 * rows : rows, 3, s, s}, at::kFloat);
+  for (int64_t start = 0; start < n; start += rows) {
+    const int64_t b = std::min(rows, n - start);
+    at::Tensor images = buffer.narrow(0, 0, b);
+    fill(begin + start, begin + start + b, images);
+    at::Tensor x = images;
     if (flip) {
-      e = e + net.forward(x.flip({3}));
+      buffer.narrow(0, b, b).copy_(images.flip({3}));
+      x = buffer.narrow(0, 0, 2 * b);
     }
-    out.push_back(model::l2_normalize(e.to(at::kFloat)).cpu());
+    const at::Tensor e = net.forward(x.to(device)).to(at::kFloat).cpu();
+    out.plain.narrow(0, start, b).copy_(e.narrow(0, 0, b));
+    if (flip) {
+      out.mirror.narrow(0, start, b).copy_(e.narrow(0, b, b));
+    }
   }
   if (was_training) {
     net.train();
   }
-  if (out.empty()) {
-    return at::empty({0, net.spec().embedding_size}, at::kFloat);
+  return out;
+}
+
+RawEmbeddings embed_distributed(model::Backbone& net, int64_t n, const ImageFiller& fill,
+                                comm::Communicator& comm, int64_t batch, bool flip) {
+  const int64_t p = comm.size();
+  const int64_t begin = n * comm.rank() / p;
+  const int64_t end = n * (comm.rank() + 1) / p;
+  RawEmbeddings mine = embed_raw(net, begin, end, fill, batch, flip);
+  auto gather = [&](const at::Tensor& t) {
+    at::Tensor all = comm::all_gather_v(comm, t.to(comm.device()).contiguous()).cpu();
+    FFC_CHECK(all.size(0) == n, "gathered " + std::to_string(all.size(0)) + " embeddings for " +
+                                    std::to_string(n) + " images");
+    return all;
+  };
+  RawEmbeddings out;
+  out.plain = gather(mine.plain);
+  if (flip) {
+    out.mirror = gather(mine.mirror);
   }
-  return at::cat(out, 0);
+  return out;
+}
+
+Rank0Buffers::Rank0Buffers(model::Backbone& net, comm::Communicator& comm) {
+  if (comm.size() == 1) {
+    return;
+  }
+  at::NoGradGuard no_grad;
+  for (const at::Tensor& b : net.buffers()) {
+    buffers_.push_back(b);
+    saved_.push_back(b.clone());
+    at::Tensor t = b.to(comm.device()).contiguous();
+    comm.broadcast(t, 0);
+    buffers_.back().copy_(t);
+  }
+}
+
+Rank0Buffers::~Rank0Buffers() {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < buffers_.size(); ++i) {
+    buffers_[i].copy_(saved_[i]);
+  }
+}
+
+at::Tensor normalized(const RawEmbeddings& raw, bool flip) {
+  return model::l2_normalize(flip ? raw.plain + raw.mirror : raw.plain);
+}
+
+double xnorm(const RawEmbeddings& raw) {
+  at::Tensor norms = raw.plain.to(at::kDouble).norm(2, {1});
+  if (raw.mirror.defined()) {
+    norms = at::cat({norms, raw.mirror.to(at::kDouble).norm(2, {1})});
+  }
+  return norms.numel() == 0 ? 0.0 : norms.mean().item<double>();
+}
+
+at::Tensor embed(model::Backbone& net, const at::Tensor& images, int64_t batch, bool flip) {
+  const at::Tensor host = images.to(at::kCPU, at::kFloat);
+  const RawEmbeddings raw = embed_raw(
+      net, 0, images.size(0),
+      [&](int64_t begin, int64_t end, const at::Tensor& out) {
+        out.copy_(host.narrow(0, begin, end - begin));
+      },
+      batch, flip);
+  return normalized(raw, flip);
 }
 
 SyntheticPairs heldout_pairs(const data::SyntheticSpec& spec, int64_t pairs) {
@@ -72,18 +154,16 @@ void embed_pairs_distributed(model::Backbone& net, const data::SyntheticSource& 
                              const SyntheticPairs& pairs, comm::Communicator& comm, int64_t batch,
                              bool flip, at::Tensor& emb_a, at::Tensor& emb_b) {
   const auto n = static_cast<int64_t>(pairs.same.size());
-  const int64_t p = comm.size();
-  // Contiguous blocks per rank (the rank order of the gather is then the pair order).
-  const int64_t begin = n * comm.rank() / p;
-  const int64_t end = n * (comm.rank() + 1) / p;
-  at::Tensor mine[2];
+  at::Tensor* out[2] = {&emb_a, &emb_b};
   for (int side = 0; side < 2; ++side) {
-    mine[side] = embed(net, render_side(source, pairs, side, begin, end), batch, flip);
+    const RawEmbeddings raw = embed_distributed(
+        net, n,
+        [&](int64_t begin, int64_t end, const at::Tensor& images) {
+          images.copy_(render_side(source, pairs, side, begin, end));
+        },
+        comm, batch, flip);
+    *out[side] = normalized(raw, flip);
   }
-  emb_a = comm::all_gather_v(comm, mine[0].contiguous());
-  emb_b = comm::all_gather_v(comm, mine[1].contiguous());
-  FFC_CHECK(emb_a.size(0) == n, "gathered " + std::to_string(emb_a.size(0)) + " embeddings for " +
-                                    std::to_string(n) + " pairs");
 }
 
 }  // namespace ffc::eval

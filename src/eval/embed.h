@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -16,6 +17,51 @@ class Backbone;
 }
 
 namespace ffc::eval {
+
+// Raw embeddings (the backbone's output, not normalised) of a set of images and, with the flip
+// test, of their mirror images. Float32 on the CPU.
+struct RawEmbeddings {
+  at::Tensor plain;   // [n, D]
+  at::Tensor mirror;  // [n, D]; undefined without flip
+};
+
+// Writes images [begin, end) of an image set into `out` ([end - begin, 3, S, S] float32 on the
+// CPU, preallocated), normalised as in training: (pixel - 127.5) / 128, CHW.
+using ImageFiller = std::function<void(int64_t begin, int64_t end, const at::Tensor& out)>;
+
+// Embeds images [begin, end) in batches of `batch` (one forward of 2 * batch rows with flip:
+// the images and their mirrors), in eval mode without gradient; restores the train/eval mode.
+RawEmbeddings embed_raw(model::Backbone& net, int64_t begin, int64_t end, const ImageFiller& fill,
+                        int64_t batch, bool flip);
+
+// Images [0, n) split over the ranks in contiguous blocks (rank r embeds [n*r/P, n*(r+1)/P)) and
+// gathered: every rank returns the embeddings of all n images, in order. The network must be the
+// same on every rank, buffers included (see Rank0Buffers).
+RawEmbeddings embed_distributed(model::Backbone& net, int64_t n, const ImageFiller& fill,
+                                comm::Communicator& comm, int64_t batch, bool flip);
+
+// Data-parallel ranks share parameters but not buffers: each rank's BatchNorm running statistics
+// come from its own batches. While alive, this makes every rank's buffers rank 0's (as PyTorch's
+// DDP does before each forward, and as a checkpoint written by rank 0 holds them), so that a
+// distributed evaluation embeds every image with one network; the rank's own buffers are put back
+// when it dies. Nothing happens on a single rank.
+class Rank0Buffers {
+ public:
+  Rank0Buffers(model::Backbone& net, comm::Communicator& comm);
+  ~Rank0Buffers();
+  Rank0Buffers(const Rank0Buffers&) = delete;
+  Rank0Buffers& operator=(const Rank0Buffers&) = delete;
+
+ private:
+  std::vector<at::Tensor> buffers_;
+  std::vector<at::Tensor> saved_;
+};
+
+// L2-normalised rows: plain, or with `flip` plain + mirror (insightface's flip test).
+at::Tensor normalized(const RawEmbeddings& raw, bool flip);
+
+// insightface's XNorm: the mean L2 norm of every raw embedding (plain and mirror).
+double xnorm(const RawEmbeddings& raw);
 
 // images [n, 3, S, S], normalised as in training. Returns [n, D] L2-normalised, float32, on the
 // CPU. Restores the network's train/eval mode.

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
+#include <limits>
+#include <numeric>
 
 #include "common/error.h"
 
@@ -100,6 +103,62 @@ std::vector<std::pair<double, double>> tar_at_far(const std::vector<double>& sco
   return out;
 }
 
+std::vector<RocPoint> roc_curve(const std::vector<double>& scores,
+                                const std::vector<uint8_t>& same) {
+  FFC_CHECK(scores.size() == same.size(), "roc_curve: scores and labels of different lengths");
+  std::vector<size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  int64_t pos = 0;
+  for (uint8_t x : same) {
+    pos += x != 0;
+  }
+  const auto neg = static_cast<int64_t>(same.size()) - pos;
+  FFC_CHECK(pos > 0 && neg > 0, "the ROC needs positive and negative pairs (got " +
+                                    std::to_string(pos) + " and " + std::to_string(neg) + ")");
+  std::vector<RocPoint> roc;
+  roc.push_back({0.0, 0.0, std::numeric_limits<double>::infinity()});
+  int64_t tp = 0, fp = 0;
+  for (size_t i = 0; i < order.size();) {
+    const double t = scores[order[i]];
+    // Every pair scoring exactly t is accepted at threshold t.
+    for (; i < order.size() && scores[order[i]] == t; ++i) {
+      (same[order[i]] ? tp : fp) += 1;
+    }
+    roc.push_back({static_cast<double>(fp) / static_cast<double>(neg),
+                   static_cast<double>(tp) / static_cast<double>(pos), t});
+  }
+  return roc;
+}
+
+double roc_auc(const std::vector<RocPoint>& roc) {
+  double area = 0;
+  for (size_t i = 1; i < roc.size(); ++i) {
+    area += (roc[i].far - roc[i - 1].far) * (roc[i].tar + roc[i - 1].tar) / 2;
+  }
+  return area;
+}
+
+void write_roc_csv(const std::string& path, const std::vector<RocPoint>& roc) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    throw IoError("cannot write the ROC to '" + path + "'; check that its folder exists");
+  }
+  std::fprintf(f, "far,tar,threshold\n");
+  for (const RocPoint& p : roc) {
+    std::fprintf(f, "%.9g,%.9g,%.9g\n", p.far, p.tar, p.threshold);
+  }
+  if (std::fclose(f) != 0) {
+    throw IoError("cannot write the ROC to '" + path + "' (disk full?)");
+  }
+}
+
+std::vector<double> pair_scores(const at::Tensor& emb_a, const at::Tensor& emb_b) {
+  FFC_CHECK(emb_a.sizes() == emb_b.sizes(), "pair_scores: embeddings of different shapes");
+  const at::Tensor s = (emb_a.to(at::kDouble) * emb_b.to(at::kDouble)).sum(1).contiguous();
+  return std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+}
+
 VerificationResult verify(const at::Tensor& emb_a, const at::Tensor& emb_b,
                           const std::vector<uint8_t>& same, int folds) {
   FFC_CHECK(emb_a.sizes() == emb_b.sizes() && emb_a.size(0) == static_cast<int64_t>(same.size()),
@@ -119,6 +178,18 @@ VerificationResult verify(const at::Tensor& emb_a, const at::Tensor& emb_b,
   kfold_accuracy(dist, same, folds, r.accuracy, r.accuracy_std, r.threshold);
   r.tar_at_far = tar_at_far(score, same, default_fars());
   return r;
+}
+
+at::Tensor row_index(const std::vector<int64_t>& rows) {
+  return at::tensor(rows, at::TensorOptions().dtype(at::kLong));
+}
+
+VerificationResult verify_rows(const at::Tensor& emb, const std::vector<int64_t>& a,
+                               const std::vector<int64_t>& b, const std::vector<uint8_t>& same,
+                               int folds) {
+  FFC_CHECK(a.size() == b.size() && a.size() == same.size(),
+            "verify_rows: index lists and labels of different lengths");
+  return verify(emb.index_select(0, row_index(a)), emb.index_select(0, row_index(b)), same, folds);
 }
 
 }  // namespace ffc::eval

@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "eval/embed.h"
+#include "eval/validation.h"
 #include "model/backbone.h"
 #include "train/method.h"
 #include "train/metrics.h"
@@ -64,10 +65,12 @@ std::string phase_text(const std::array<double, kPhases>& per_step) {
 
 void evaluate(const Config& config, Method& method, model::Backbone& probe,
               comm::Communicator& comm, int64_t step, MetricsWriter& metrics, TrainResult& result) {
-  if (config.rec != "synthetic" || config.val_pairs <= 0) {
+  const bool synthetic = config.rec == "synthetic";
+  if (config.val_targets.empty() &&
+      (!synthetic || (config.val_pairs <= 0 && config.val_identities <= 0))) {
     spdlog::info(
-        "evaluation: skipped (held-out pairs exist for rec: synthetic; verification sets "
-        "of real data come with `ffc eval`)");
+        "evaluation: skipped (no val_targets; held-out pairs and the long-tail breakdown exist "
+        "for rec: synthetic)");
     return;
   }
   model::Backbone* net = &probe;
@@ -75,45 +78,20 @@ void evaluate(const Config& config, Method& method, model::Backbone& probe,
     net = method.gallery_network();
     FFC_CHECK(net != nullptr, "eval_net: gallery, but method " + method.name() + " has none");
   }
-  const data::SyntheticSpec spec = data::synthetic_spec(config);
-  const data::SyntheticSource source(spec);
-  const eval::SyntheticPairs pairs = eval::heldout_pairs(spec, config.val_pairs);
-  at::Tensor a, b;
-  eval::embed_pairs_distributed(*net, source, pairs, comm, 256, /*flip=*/true, a, b);
-  result.verification = eval::verify(a, b, pairs.same);
-  result.evaluated = true;
-  const auto& v = result.verification;
-  double tar3 = -1;
-  for (const auto& [far, tar] : v.tar_at_far) {
-    if (far == 1e-3) {
-      tar3 = tar;
+  spdlog::info("evaluation at step {} of the {} net", step, config.eval_net);
+  const eval::ValidationResults v =
+      eval::run_validation(config, *net, comm, step, [&](const nlohmann::ordered_json& record) {
+        nlohmann::ordered_json rec = record;
+        rec["net"] = config.eval_net;
+        metrics.write(rec);
+      });
+  // The run's headline: the held-out pairs, else the first verification set.
+  for (const auto& r : v.verification) {
+    if (r.name == "heldout" || &r == &v.verification.front()) {
+      result.verification = r.result;
+      result.evaluated = true;
     }
   }
-  spdlog::info(
-      "[heldout][{}] Accuracy-Flip: {:.5f}+-{:.5f} ({} pairs of identities never trained "
-      "on, {} net)",
-      step, v.accuracy, v.accuracy_std, v.pairs, config.eval_net);
-  for (const auto& [far, tar] : v.tar_at_far) {
-    spdlog::info("[heldout][{}] TAR@FAR={:.0e}: {:.5f}", step, far, tar);
-  }
-  nlohmann::ordered_json rec;
-  rec["event"] = "eval";
-  rec["step"] = step;
-  rec["target"] = "heldout";
-  rec["net"] = config.eval_net;
-  rec["pairs"] = v.pairs;
-  rec["accuracy"] = v.accuracy;
-  rec["accuracy_std"] = v.accuracy_std;
-  rec["threshold"] = v.threshold;
-  if (tar3 >= 0) {
-    rec["tar_at_far_1e-3"] = tar3;
-  }
-  for (const auto& [far, tar] : v.tar_at_far) {
-    char key[32];
-    std::snprintf(key, sizeof(key), "tar@far=%.0e", far);
-    rec[key] = tar;
-  }
-  metrics.write(rec);
 }
 
 }  // namespace

@@ -1,0 +1,78 @@
+#pragma once
+// The long-tail breakdown on procedural identities (docs/eval.md): how well the network verifies
+// and identifies identities by the number of images they had in training. The training counts of
+// procedural identities are known (SyntheticSource::class_size), and images j >= class_size of a
+// trained identity were never seen in training, so the evaluation uses unseen images of trained
+// identities, sampled per bucket of training count: 1, 2-5, 6-20, >20 (and, for comparison,
+// identities never trained on, bucket "unseen").
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "data/synthetic.h"
+#include "eval/identification.h"
+#include "eval/verification.h"
+
+namespace ffc::model {
+class Backbone;
+}
+
+namespace ffc::eval {
+
+struct LongtailBucket {
+  std::string name;
+  int64_t min_count;  // training images, inclusive; 0 for the held-out identities
+  int64_t max_count;
+};
+// unseen (0), 1, 2-5, 6-20, >20.
+const std::vector<LongtailBucket>& longtail_buckets();
+// The bucket index of a training count.
+int bucket_of(int64_t training_images);
+
+// Sampled identities. Identity i has two unseen images: its gallery image j = train_images[i] and
+// its probe image j = train_images[i] + 1 (held-out identities: images 0 and 1).
+struct LongtailSample {
+  std::vector<int64_t> labels;
+  std::vector<int64_t> train_images;
+  std::vector<int> bucket;
+  std::vector<int64_t> population;  // per bucket: identities of that count in the training set
+};
+
+// Up to `per_bucket` identities per bucket: trained ones in label order (labels are a keyed
+// permutation of the count ranks, so label order is a random order with respect to counts),
+// held-out ones N, N + 1, .... Deterministic.
+LongtailSample sample_longtail(const data::SyntheticSource& source, int64_t per_bucket);
+
+// Verification pairs of one group of sampled identities (indices into the sample), m >= 2:
+// genuine (gallery i, probe i) and impostor (gallery i, probe of the next identity of the group),
+// alternating. Indices are image indices: 2i gallery, 2i + 1 probe.
+struct IndexPairs {
+  std::vector<int64_t> a, b;
+  std::vector<uint8_t> same;
+};
+IndexPairs longtail_pairs(const std::vector<int64_t>& identities);
+
+struct LongtailRow {
+  std::string bucket;
+  int64_t population = 0;
+  int64_t identities = 0;
+  bool verified = false;  // false when the bucket has fewer than 5 identities (10 pairs)
+  VerificationResult verification;
+  IdentificationResult identification;
+};
+
+struct LongtailReport {
+  int64_t per_bucket = 0;
+  int64_t gallery_identities = 0;
+  bool flip = true;
+  std::vector<LongtailRow> rows;  // one per non-empty bucket, then "trained" (all trained buckets)
+};
+
+// Samples, embeds (the images split over the ranks), and scores: every rank returns the report.
+LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSource& source,
+                                 int64_t per_bucket, comm::Communicator& comm, int64_t batch,
+                                 bool flip);
+
+}  // namespace ffc::eval
