@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "apps/config_cli.h"
 
@@ -72,5 +73,22 @@ struct ModelCommand {
 int run_model_list(const ModelCommand& cmd);
 int run_model_info(const ModelCommand& cmd);
 int run_model_export(const ModelCommand& cmd);
+
+// `ffc eval` (apps/cmd_eval.cpp, docs/eval.md).
+struct EvalCommand {
+  ConfigOptions config;
+  std::string backend = "mpi";
+  std::string backbone;       // an exported backbone, or
+  std::string checkpoint;     // a checkpoint
+  std::string net = "probe";  // the net of a checkpoint: probe or gallery
+  std::vector<std::string> set_files;
+  bool synthetic = false;
+  bool no_flip = false;
+  std::string roc_csv;  // prefix of <prefix><target>.csv
+  int64_t batch = 256;
+  bool json = false;
+  std::string save_heldout;  // write the procedural held-out pairs as a set file
+};
+int run_eval(const EvalCommand& cmd);
 
 }  // namespace ffc::app

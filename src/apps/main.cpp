@@ -166,6 +166,46 @@ void add_model_commands(CLI::App& app, Action& action) {
   sub->callback([&action, exp] { action = [exp] { return run_model_export(*exp); }; });
 }
 
+void add_eval_command(CLI::App& app, Action& action) {
+  auto cmd = std::make_shared<EvalCommand>();
+  auto* sub = app.add_subcommand(
+      "eval",
+      "Verification (10 folds, TAR@FAR, ROC) of a backbone or checkpoint on converted "
+      "verification sets and procedural held-out pairs, with the long-tail breakdown "
+      "(docs/eval.md); under mpirun the work is split over the ranks");
+  auto* backbone =
+      sub->add_option("--backbone", cmd->backbone, "Exported backbone (ffc model export), .h5");
+  auto* checkpoint = sub->add_option("--checkpoint", cmd->checkpoint, "Checkpoint file, .h5");
+  backbone->excludes(checkpoint);
+  sub->add_option("--net", cmd->net, "The net of a checkpoint")
+      ->check(CLI::IsMember({"probe", "gallery"}))
+      ->capture_default_str();
+  sub->add_option("--set-file", cmd->set_files,
+                  "Verification set file (tools/bin2ffc.py converts insightface's .bin); "
+                  "repeatable")
+      ->allow_extra_args(false);
+  sub->add_flag("--synthetic", cmd->synthetic,
+                "Procedural held-out pairs (val_pairs) and the long-tail breakdown "
+                "(val_identities) of the training run's identities (num_classes, seed, "
+                "synthetic_* from --config/--set)");
+  sub->add_flag("--no-flip", cmd->no_flip, "Embed the images only, not their mirrors");
+  sub->add_option("--roc-csv", cmd->roc_csv,
+                  "Write each target's ROC to PREFIX<target>.csv (far,tar,threshold)")
+      ->type_name("PREFIX");
+  sub->add_option("--batch", cmd->batch, "Images per forward")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
+  sub->add_flag("--json", cmd->json, "Print the results as JSON");
+  sub->add_option("--save-heldout", cmd->save_heldout,
+                  "With --synthetic: write the val_pairs held-out pairs as a verification set "
+                  "file (JPEG); without a network, only that");
+  sub->add_option("--backend", cmd->backend, "Communication backend")
+      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
+      ->capture_default_str();
+  add_config_options(*sub, cmd->config);
+  sub->callback([&action, cmd] { action = [cmd] { return run_eval(*cmd); }; });
+}
+
 int run_cli(int argc, char** argv) {
   CLI::App cli{
       "ffc: trains face-recognition classifiers over millions of identities (FFC and its "
@@ -186,6 +226,7 @@ int run_cli(int argc, char** argv) {
   add_data_commands(cli, action);
   add_pack_command(cli, action);
   add_model_commands(cli, action);
+  add_eval_command(cli, action);
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,226 @@
+// `ffc eval`: verification (insightface's protocol, TAR@FAR, ROC) of an exported backbone or a
+// checkpoint on verification set files and on procedural held-out pairs, plus the long-tail
+// breakdown (verification and identification by training count) on procedural identities
+// (docs/eval.md). Under mpirun or srun the embedding work is split over the ranks.
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include "apps/commands.h"
+#include "apps/guarded_main.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "data/dataset.h"
+#include "eval/network_file.h"
+#include "eval/validation.h"
+#include "eval/verification_set.h"
+#include "model/backbone.h"
+
+namespace ffc::app {
+namespace {
+
+struct ResolvedEval {
+  Config config;
+  bool image_size_given = false;  // image_size came from --config or --set
+};
+
+ResolvedEval resolve(const EvalCommand& cmd) {
+  ConfigLoader loader;
+  if (!cmd.config.file.empty()) {
+    loader.load_file(cmd.config.file);
+  }
+  for (const auto& s : cmd.config.sets) {
+    loader.set(s);
+  }
+  ResolvedEval r;
+  r.config = loader.finish();
+  r.image_size_given = loader.source_of("image_size") != "default";
+  return r;
+}
+
+// The procedural spec of the training run the network came from; image_size defaults to the
+// network's.
+data::SyntheticSpec synthetic_spec_for(const ResolvedEval& r, int64_t net_image_size) {
+  if (r.config.num_classes <= 0) {
+    throw ConfigError(
+        "--synthetic needs the procedural identities the network was trained on: pass the "
+        "training config (--config) or --set num_classes=N (and seed, synthetic_*)");
+  }
+  data::SyntheticSpec spec = data::synthetic_spec(r.config);
+  if (!r.image_size_given) {
+    spec.image_size = static_cast<int>(net_image_size);
+  } else if (spec.image_size != net_image_size) {
+    throw ConfigError("image_size is " + std::to_string(spec.image_size) +
+                      " but the network takes " + std::to_string(net_image_size) +
+                      "-pixel images; the procedural identities must be rendered at the size "
+                      "the network was trained on");
+  }
+  return spec;
+}
+
+}  // namespace
+
+int run_eval(const EvalCommand& cmd) {
+  const auto started = std::chrono::steady_clock::now();
+  const ResolvedEval resolved = resolve(cmd);
+  const Config& config = resolved.config;
+  if (cmd.config.dump) {
+    std::cout << dump_config(config);
+    return kExitOk;
+  }
+  const bool has_network = !cmd.backbone.empty() || !cmd.checkpoint.empty();
+  if (!cmd.save_heldout.empty() && !cmd.synthetic) {
+    throw ConfigError("--save-heldout writes procedural held-out pairs: add --synthetic");
+  }
+  std::vector<std::string> set_files;
+  for (const std::string& entry : config.val_targets) {
+    set_files.push_back(eval::resolve_val_target(config, entry));
+  }
+  set_files.insert(set_files.end(), cmd.set_files.begin(), cmd.set_files.end());
+  if (has_network && set_files.empty() && !cmd.synthetic) {
+    throw ConfigError(
+        "nothing to evaluate: give --set-file FILE.h5 (a converted verification set), "
+        "val_targets in the config, or --synthetic");
+  }
+  if (!has_network && cmd.save_heldout.empty()) {
+    throw ConfigError(
+        "give the network to evaluate: --backbone FILE.h5 (ffc model export) or "
+        "--checkpoint FILE.h5 [--net probe|gallery]");
+  }
+  // Open every set file before any work: a wrong path fails at once.
+  std::vector<std::unique_ptr<eval::VerificationSetFile>> sets;
+  for (const std::string& path : set_files) {
+    sets.push_back(std::make_unique<eval::VerificationSetFile>(path));
+  }
+
+  Session session = start_session(config, comm::parse_backend(cmd.backend));
+  comm::Communicator& comm = *session.comm;
+  const bool root = comm.rank() == 0;
+
+  if (!cmd.save_heldout.empty()) {
+    if (config.val_pairs < 1) {
+      throw ConfigError("--save-heldout: val_pairs must be at least 1");
+    }
+    if (root) {
+      // Rendered at image_size as configured (the held-out identities need no network).
+      const data::SyntheticSpec spec = synthetic_spec_for(resolved, config.image_size);
+      const data::SyntheticSource source(spec);
+      const eval::VerificationSet set =
+          eval::synthetic_set(source, eval::heldout_pairs(spec, config.val_pairs), "heldout", 95);
+      eval::write_verification_set(cmd.save_heldout, set);
+      std::cerr << "wrote " << cmd.save_heldout << ": " << set.pairs()
+                << " held-out pairs of procedural identities, " << spec.image_size << "x"
+                << spec.image_size << " JPEG\n";
+    }
+    comm.barrier();
+    if (!has_network) {
+      return kExitOk;
+    }
+  }
+
+  eval::NetworkSource source;
+  source.backbone = cmd.backbone;
+  source.checkpoint = cmd.checkpoint;
+  source.net = cmd.net;
+  eval::LoadedNetwork loaded = eval::load_network(source);
+  loaded.net->to(comm.device());
+  model::Backbone& net = *loaded.net;
+  const model::BackboneSpec& spec = net.spec();
+  spdlog::info("evaluating {} on {} rank(s), {}", loaded.description, comm.size(),
+               cmd.no_flip ? "without flip" : "with the flip test");
+
+  eval::EvalOptions options;
+  options.flip = !cmd.no_flip;
+  options.batch = cmd.batch;
+  const data::ColorOrder order = data::parse_color_order(config.color_order);
+  std::vector<eval::VerificationReport> reports;
+  for (const auto& set : sets) {
+    reports.push_back(eval::evaluate_set_file(net, *set, order, comm, options));
+  }
+  bool has_longtail = false;
+  eval::LongtailReport longtail;
+  if (cmd.synthetic) {
+    const data::SyntheticSource synthetic(synthetic_spec_for(resolved, spec.image_size));
+    if (config.val_pairs >= 10) {
+      reports.push_back(eval::evaluate_heldout(net, synthetic, config.val_pairs, comm, options));
+    }
+    if (config.val_identities > 0) {
+      longtail = eval::evaluate_longtail(net, synthetic, config.val_identities, comm, options.batch,
+                                         options.flip);
+      has_longtail = true;
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!root) {
+    return kExitOk;
+  }
+
+  std::vector<std::string> roc_files(reports.size());
+  if (!cmd.roc_csv.empty()) {
+    for (size_t i = 0; i < reports.size(); ++i) {
+      if (reports[i].roc.empty()) {
+        continue;
+      }
+      roc_files[i] = cmd.roc_csv + reports[i].name + ".csv";
+      eval::write_roc_csv(roc_files[i], reports[i].roc);
+    }
+  }
+  if (cmd.json) {
+    nlohmann::ordered_json doc;
+    nlohmann::ordered_json n;
+    n["file"] = cmd.backbone.empty() ? cmd.checkpoint : cmd.backbone;
+    n["kind"] = cmd.backbone.empty() ? "checkpoint" : "backbone";
+    if (!cmd.checkpoint.empty()) {
+      n["net"] = cmd.net;
+    }
+    n["network"] = spec.name;
+    n["embedding_size"] = spec.embedding_size;
+    n["image_size"] = spec.image_size;
+    n["step"] = loaded.step;
+    doc["network"] = n;
+    doc["ranks"] = comm.size();
+    doc["flip"] = options.flip;
+    nlohmann::ordered_json targets = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < reports.size(); ++i) {
+      nlohmann::ordered_json t = eval::to_json(reports[i]);
+      t["file"] = i < sets.size() ? sets[i]->path() : std::string("synthetic");
+      if (!roc_files[i].empty()) {
+        t["roc_csv"] = roc_files[i];
+      }
+      targets.push_back(t);
+    }
+    doc["targets"] = targets;
+    if (has_longtail) {
+      doc["longtail"] = eval::to_json(longtail);
+    }
+    doc["seconds"] = seconds;
+    std::cout << doc.dump(2) << "\n";
+  } else {
+    std::cout << "network: " << loaded.description << "; " << comm.size() << " rank(s)\n";
+    for (size_t i = 0; i < reports.size(); ++i) {
+      for (const std::string& line : eval::report_lines(reports[i], loaded.step)) {
+        std::cout << line << "\n";
+      }
+      if (!roc_files[i].empty()) {
+        std::cout << "[" << reports[i].name << "][" << loaded.step << "] ROC: " << roc_files[i]
+                  << "\n";
+      }
+    }
+    if (has_longtail) {
+      for (const std::string& line : eval::report_lines(longtail, loaded.step)) {
+        std::cout << line << "\n";
+      }
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.1f", seconds);
+    std::cout << "done in " << buf << " s\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace ffc::app
