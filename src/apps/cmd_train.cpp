@@ -4,6 +4,7 @@
 
 #include "apps/commands.h"
 #include "apps/guarded_main.h"
+#include "common/error.h"
 #include "train/trainer.h"
 
 namespace ffc::app {
@@ -15,8 +16,9 @@ int run_train(const TrainCommand& cmd) {
     return 0;
   }
   Session session = start_session(config, comm::parse_backend(cmd.backend));
-  train::train(config, *session.comm);
-  return 0;
+  const std::string resume = !cmd.resume.empty() ? cmd.resume : config.resume;
+  const train::TrainResult r = train::train(config, *session.comm, resume);
+  return r.stopped_by_signal ? kExitSavedOnSignal : kExitOk;
 }
 
 }  // namespace ffc::app

@@ -26,6 +26,7 @@ int run_env(const EnvCommand& cmd);
 struct TrainCommand {
   ConfigOptions config;
   std::string backend = "mpi";
+  std::string resume;  // "", "auto" or a checkpoint path (overrides the config key resume)
 };
 int run_train(const TrainCommand& cmd);
 
@@ -44,6 +45,24 @@ struct PlanCommand {
   bool json = false;
 };
 int run_plan(const PlanCommand& cmd);
+
+// `ffc ckpt ...` (apps/cmd_ckpt.cpp, docs/checkpoint-format.md).
+struct CkptCommand {
+  std::string path;
+  std::string other;  // diff: the second checkpoint
+  std::string out;    // export: the backbone file
+  std::string net = "probe";
+  double atol = 0.0;
+  bool json = false;
+  bool all = false;
+  bool verbose = false;
+  int64_t ranks = 0;  // pool-stats: shard balance at this world size (0: the save's)
+};
+int run_ckpt_info(const CkptCommand& cmd);
+int run_ckpt_verify(const CkptCommand& cmd);
+int run_ckpt_diff(const CkptCommand& cmd);
+int run_ckpt_export(const CkptCommand& cmd);
+int run_ckpt_pool_stats(const CkptCommand& cmd);
 
 struct DataCommand {
   ConfigOptions config;

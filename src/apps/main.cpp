@@ -64,6 +64,9 @@ void add_train_command(CLI::App& app, Action& action) {
   sub->add_option("--backend", cmd->backend, "Communication backend")
       ->check(CLI::IsMember({"mpi", "nccl", "single"}))
       ->capture_default_str();
+  sub->add_option("--resume", cmd->resume,
+                  "auto: continue from the newest valid checkpoint of the output folder (or start "
+                  "afresh); or a checkpoint file");
   sub->callback([&action, cmd] { action = [cmd] { return run_train(*cmd); }; });
 }
 
@@ -91,6 +94,53 @@ void add_plan_command(CLI::App& app, Action& action) {
                   "Memory per rank to fit in, GiB; 0: this machine's memory");
   sub->add_flag("--json", cmd->json, "Print JSON");
   sub->callback([&action, cmd] { action = [cmd] { return run_plan(*cmd); }; });
+}
+
+void add_ckpt_commands(CLI::App& app, Action& action) {
+  auto* ckpt = app.add_subcommand("ckpt", "Inspect, check, compare and export checkpoints")
+                   ->require_subcommand(1);
+  auto info = std::make_shared<CkptCommand>();
+  auto* sub = ckpt->add_subcommand(
+      "info", "Step, method, ranks, model, datasets with shapes and sizes, configuration");
+  sub->add_option("path", info->path, "Checkpoint file")->required();
+  sub->add_flag("--json", info->json, "Print JSON");
+  sub->add_flag("--all", info->all, "List every dataset, the networks' tensors too");
+  sub->callback([&action, info] { action = [info] { return run_ckpt_info(*info); }; });
+
+  auto verify = std::make_shared<CkptCommand>();
+  sub = ckpt->add_subcommand("verify", "Check completeness and every checksum; exit 1 if bad");
+  sub->add_option("path", verify->path, "Checkpoint file")->required();
+  sub->callback([&action, verify] { action = [verify] { return run_ckpt_verify(*verify); }; });
+
+  auto diff = std::make_shared<CkptCommand>();
+  sub = ckpt->add_subcommand(
+      "diff", "Per-tensor max abs difference of the training state; exit 0 when within --atol");
+  sub->add_option("a", diff->path, "First checkpoint")->required();
+  sub->add_option("b", diff->other, "Second checkpoint")->required();
+  sub->add_option("--atol", diff->atol, "Tolerated absolute difference")->capture_default_str();
+  sub->add_flag("--all", diff->all, "Also the configuration and metrics datasets");
+  sub->add_flag("--verbose", diff->verbose, "A line for every tensor, not only those that differ");
+  sub->callback([&action, diff] { action = [diff] { return run_ckpt_diff(*diff); }; });
+
+  auto exp = std::make_shared<CkptCommand>();
+  sub = ckpt->add_subcommand(
+      "export", "Write the backbone with PyTorch state-dict names (tools/ffc_h5.py loads it)");
+  sub->add_option("path", exp->path, "Checkpoint file")->required();
+  sub->add_option("--out", exp->out, "Backbone file to write")->required();
+  sub->add_option("--net", exp->net, "probe or gallery")
+      ->check(CLI::IsMember({"probe", "gallery"}))
+      ->capture_default_str();
+  sub->callback([&action, exp] { action = [exp] { return run_ckpt_export(*exp); }; });
+
+  auto pool = std::make_shared<CkptCommand>();
+  sub =
+      ckpt->add_subcommand("pool-stats",
+                           "FFC's pool: fill, age of entries, row norms, shard balance, images per "
+                           "identity of the pooled identities");
+  sub->add_option("path", pool->path, "Checkpoint file")->required();
+  sub->add_option("--ranks", pool->ranks, "Shard balance at this number of ranks");
+  sub->add_flag("--json", pool->json, "Print JSON");
+  sub->callback([&action, pool] { action = [pool] { return run_ckpt_pool_stats(*pool); }; });
 }
 
 void add_data_commands(CLI::App& app, Action& action) {
@@ -223,6 +273,7 @@ int run_cli(int argc, char** argv) {
   add_env_command(cli, action);
   add_train_command(cli, action);
   add_plan_command(cli, action);
+  add_ckpt_commands(cli, action);
   add_data_commands(cli, action);
   add_pack_command(cli, action);
   add_model_commands(cli, action);

@@ -54,6 +54,10 @@ class Communicator {
   // In place: every rank ends with root's tensor.
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
+
+  // The MPI communicator spanning the same processes (a pointer to an MPI_Comm), for libraries
+  // that need one (parallel HDF5), or nullptr without MPI. Read it through comm/mpi_handle.h.
+  virtual const void* native_mpi_comm() const { return nullptr; }
 };
 
 // ---- helpers built on the interface (communicator.cpp) ----

@@ -190,6 +190,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void barrier() override { FFC_MPI_CHECK(MPI_Barrier(comm_)); }
+  const void* native_mpi_comm() const override { return &comm_; }
 
  private:
   static void check_cpu(const at::Tensor& t, const char* op, const char* what) {

@@ -235,6 +235,11 @@ class NcclCommunicator final : public Communicator {
     finish();
   }
 
+  const void* native_mpi_comm() const override {
+    static const MPI_Comm world = MPI_COMM_WORLD;
+    return &world;
+  }
+
   void barrier() override {
     FFC_NCCL_CHECK(
         ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_, stream()));

@@ -57,6 +57,7 @@ class TimedCommunicator final : public Communicator {
     Clock c(*this);
     inner_.barrier();
   }
+  const void* native_mpi_comm() const override { return inner_.native_mpi_comm(); }
 
  private:
   struct Clock {

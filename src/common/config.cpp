@@ -412,6 +412,13 @@ const std::vector<KeySpec>& key_table() {
                "Clip the backbone's gradient norm to this value; 0: no clipping (insightface: 5)."),
       int_key("max_steps", &Config::max_steps, 0, kMaxInt,
               "Stop after this many steps (the schedule still spans num_epoch); 0: no limit."),
+      int_key("save_every", &Config::save_every, 0, kMaxInt,
+              "Steps between checkpoints; 0: only at the end and when stopped by a signal."),
+      int_key("save_keep", &Config::save_keep, 0, 1000000,
+              "Checkpoints kept in <output>/checkpoints (the newest); 0: all."),
+      string_key("resume", &Config::resume, true,
+                 "auto: continue from the newest valid checkpoint of output; or a checkpoint "
+                 "file; empty: start afresh (ffc train --resume overrides)."),
       string_key("output", &Config::output, false,
                  "Run folder for logs, metrics.jsonl and checkpoints."),
       int_key("seed", &Config::seed, 0, kMaxInt,

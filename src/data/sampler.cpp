@@ -136,11 +136,12 @@ DualPlanner::DualPlanner(const ImageSource& source, const PlannerOptions& option
   // pass of the instance loader, or of the identity loader when it runs alone.
   const int64_t b = options.batch_size;
   if (mode == DualMode::kIdentityOnly) {
-    steps_ = checked_steps(identities_.per_rank(), b + b / 2, "classes", source.num_classes(),
+    items_per_step_ = b + b / 2;
+    steps_ = checked_steps(identities_.per_rank(), items_per_step_, "classes", source.num_classes(),
                            options.world);
   } else {
-    const int64_t per_step = mode == DualMode::kBoth ? b : 3 * b;
-    steps_ = checked_steps(instances_.per_rank(), per_step, "images", source.num_images(),
+    items_per_step_ = mode == DualMode::kBoth ? b : 3 * b;
+    steps_ = checked_steps(instances_.per_rank(), items_per_step_, "images", source.num_images(),
                            options.world);
   }
 }

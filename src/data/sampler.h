@@ -72,6 +72,9 @@ class BatchPlanner {
   virtual ~BatchPlanner() = default;
   virtual std::vector<int64_t> view_rows() const = 0;
   virtual int64_t steps_per_epoch() const = 0;
+  // Items per rank and step of the stream that defines the epoch (images, or identities when
+  // identities drive it): a resume on another world size remaps the step by it (remap_step).
+  virtual int64_t items_per_step() const = 0;
   // Fills views[v][i] for global step `step` (epoch = step / steps_per_epoch()).
   virtual void plan(int64_t step, std::vector<std::vector<Sample>>& views) const = 0;
 };
@@ -90,6 +93,7 @@ class InstancePlanner final : public BatchPlanner {
   InstancePlanner(const ImageSource& source, const PlannerOptions& options);
   std::vector<int64_t> view_rows() const override { return {options_.batch_size}; }
   int64_t steps_per_epoch() const override { return steps_; }
+  int64_t items_per_step() const override { return options_.batch_size; }
   void plan(int64_t step, std::vector<std::vector<Sample>>& views) const override;
 
  private:
@@ -111,6 +115,7 @@ class DualPlanner final : public BatchPlanner {
   DualPlanner(const ImageSource& source, const PlannerOptions& options, DualMode mode);
   std::vector<int64_t> view_rows() const override;
   int64_t steps_per_epoch() const override { return steps_; }
+  int64_t items_per_step() const override { return items_per_step_; }
   void plan(int64_t step, std::vector<std::vector<Sample>>& views) const override;
 
  private:
@@ -120,6 +125,7 @@ class DualPlanner final : public BatchPlanner {
   InstanceSampler instances_;
   IdentitySampler identities_;
   int64_t steps_;
+  int64_t items_per_step_ = 0;
 };
 
 // Virtual FC's batches: batch_size / k identities per rank, k images each.
@@ -128,6 +134,7 @@ class KPerIdentityPlanner final : public BatchPlanner {
   KPerIdentityPlanner(const ImageSource& source, const PlannerOptions& options, int k);
   std::vector<int64_t> view_rows() const override { return {options_.batch_size}; }
   int64_t steps_per_epoch() const override { return steps_; }
+  int64_t items_per_step() const override { return options_.batch_size / k_; }
   void plan(int64_t step, std::vector<std::vector<Sample>>& views) const override;
 
  private:

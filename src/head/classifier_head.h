@@ -63,6 +63,9 @@ class ClassifierHead {
   at::Tensor last_rows() const;
   at::Tensor last_weight_grad() const;
   const ClassifierOptions& options() const { return options_; }
+  // Steps seen (Partial FC draws its sample from it); a resume sets it.
+  int64_t steps() const { return step_count_; }
+  void set_steps(int64_t steps) { step_count_ = steps; }
   // Bytes of the head's tensors on this rank (weights, momentum, buffers).
   int64_t bytes() const;
 

@@ -103,6 +103,7 @@ DynamicPool::DynamicPool(int64_t capacity, int64_t dim, int rank, int world, Pla
             "pool capacity must be in [1, 2^31 - 3], got " + std::to_string(capacity));
   slot_label_.assign(capacity, -1);
   toggle_.assign(capacity, 0);
+  slot_step_.assign(capacity, -1);
   prev_.assign(capacity + 2, -1);
   next_.assign(capacity + 2, -1);
   next_[head()] = tail();
@@ -207,13 +208,14 @@ InsertStats DynamicPool::insert(const at::Tensor& labels, const at::Tensor& feat
       if (filled_ < capacity_) {
         slot = filled_++;
         if (journal) {
-          journal_.push_back({Op::kAdd, toggle_[slot], -1, slot, -1});
+          journal_.push_back({Op::kAdd, toggle_[slot], -1, slot, -1, slot_step_[slot]});
         }
       } else {
         slot = prev_[tail()];  // least recently seen
         ++stats.evicted;
         if (journal) {
-          journal_.push_back({Op::kEvict, toggle_[slot], -1, slot, slot_label_[slot]});
+          journal_.push_back(
+              {Op::kEvict, toggle_[slot], -1, slot, slot_label_[slot], slot_step_[slot]});
         }
         map_.erase(slot_label_[slot]);
         unlink(static_cast<int32_t>(slot));
@@ -226,7 +228,7 @@ InsertStats DynamicPool::insert(const at::Tensor& labels, const at::Tensor& feat
     } else {
       ++stats.refreshed;
       if (journal) {
-        journal_.push_back({Op::kTouch, toggle_[slot], prev_[slot], slot, -1});
+        journal_.push_back({Op::kTouch, toggle_[slot], prev_[slot], slot, -1, slot_step_[slot]});
       }
       unlink(static_cast<int32_t>(slot));
       link_after(static_cast<int32_t>(slot), head());
@@ -237,6 +239,7 @@ InsertStats DynamicPool::insert(const at::Tensor& labels, const at::Tensor& feat
         refreshed_slots.push_back(slot);
       }
     }
+    slot_step_[slot] = step_;
     if (stores(slot)) {
       const int64_t flat = local_index(slot) * 2 + row;
       if (last_writer_[flat] < 0) {
@@ -294,6 +297,7 @@ void DynamicPool::rollback() {
         break;
     }
     toggle_[s] = it->old_toggle;
+    slot_step_[s] = it->old_step;
   }
   journal_.clear();
   journaling_ = false;
@@ -312,7 +316,8 @@ std::vector<int64_t> DynamicPool::lru_order() const {
 
 void DynamicPool::restore_metadata(const std::vector<int64_t>& slot_labels,
                                    const std::vector<uint8_t>& toggles,
-                                   const std::vector<int64_t>& lru_order_mru_first) {
+                                   const std::vector<int64_t>& lru_order_mru_first,
+                                   const std::vector<int64_t>& slot_steps) {
   FFC_CHECK(static_cast<int64_t>(slot_labels.size()) == capacity_ &&
                 static_cast<int64_t>(toggles.size()) == capacity_,
             "pool state of " + std::to_string(slot_labels.size()) + " slots for a pool of " +
@@ -336,6 +341,13 @@ void DynamicPool::restore_metadata(const std::vector<int64_t>& slot_labels,
   slot_label_ = slot_labels;
   toggle_ = toggles;
   filled_ = filled;
+  if (slot_steps.empty()) {
+    std::fill(slot_step_.begin(), slot_step_.end(), -1);
+  } else {
+    FFC_CHECK(static_cast<int64_t>(slot_steps.size()) == capacity_,
+              "pool state: slot steps for " + std::to_string(slot_steps.size()) + " slots");
+    slot_step_ = slot_steps;
+  }
   std::fill(prev_.begin(), prev_.end(), -1);
   std::fill(next_.begin(), next_.end(), -1);
   next_[head()] = tail();
@@ -351,8 +363,8 @@ void DynamicPool::restore_metadata(const std::vector<int64_t>& slot_labels,
 }
 
 int64_t DynamicPool::metadata_bytes() const {
-  return static_cast<int64_t>(slot_label_.size() * 8 + toggle_.size() + prev_.size() * 4 +
-                              next_.size() * 4 + refreshed_stamp_.size() * 8 +
+  return static_cast<int64_t>(slot_label_.size() * 8 + toggle_.size() + slot_step_.size() * 8 +
+                              prev_.size() * 4 + next_.size() * 4 + refreshed_stamp_.size() * 8 +
                               last_writer_.size() * 8) +
          map_.bytes();
 }

@@ -89,16 +89,22 @@ class DynamicPool {
   // random initialisation (the authors' option, where empty slots act as random classes).
   int64_t local_valid() const;
 
+  // The training step inserts are attributed to (for the age of pool entries).
+  void set_step(int64_t step) { step_ = step; }
+
   // Metadata views for checkpoints, statistics and tests.
   int64_t slot_label(int64_t slot) const { return slot_label_[slot]; }
   uint8_t toggle(int64_t slot) const { return toggle_[slot]; }
+  // The step of the slot's last insertion or hit, -1 if free.
+  int64_t slot_step(int64_t slot) const { return slot_step_[slot]; }
   // Labels from the most to the least recently seen.
   std::vector<int64_t> lru_order() const;
   // Rebuilds the metadata from a saved state (labels per slot, toggles, LRU order MRU first);
   // rows are set separately through mutable_rows(). Throws ffc::Error on inconsistent input.
   void restore_metadata(const std::vector<int64_t>& slot_labels,
                         const std::vector<uint8_t>& toggles,
-                        const std::vector<int64_t>& lru_order_mru_first);
+                        const std::vector<int64_t>& lru_order_mru_first,
+                        const std::vector<int64_t>& slot_steps = {});
 
   int64_t metadata_bytes() const;
 
@@ -109,6 +115,7 @@ class DynamicPool {
     int32_t old_prev;  // kTouch: the node before the slot
     int64_t slot;
     int64_t old_label;  // kEvict: the label that held the slot
+    int64_t old_step;
   };
   int32_t head() const { return static_cast<int32_t>(capacity_); }
   int32_t tail() const { return static_cast<int32_t>(capacity_ + 1); }
@@ -124,6 +131,8 @@ class DynamicPool {
   LabelMap map_;
   std::vector<int64_t> slot_label_;  // -1: free
   std::vector<uint8_t> toggle_;
+  std::vector<int64_t> slot_step_;
+  int64_t step_ = 0;
   std::vector<int32_t> prev_, next_;  // LRU list over slots; head (MRU side) and tail sentinels
   int64_t filled_ = 0;
   at::Tensor rows_;

@@ -46,6 +46,7 @@ class VfcHead {
   const VfcOptions& options() const { return options_; }
   // Rows borrowed by the last step's collisions and their saved values (checkpoints).
   const std::vector<int64_t>& borrowed_rows() const { return borrowed_; }
+  void set_borrowed_rows(std::vector<int64_t> rows) { borrowed_ = std::move(rows); }
   at::Tensor& saved_rows() { return saved_; }
 
  private:

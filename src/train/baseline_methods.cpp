@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "ckpt/checkpoint.h"
 #include "common/error.h"
 #include "head/classifier_head.h"
 #include "head/vfc_head.h"
@@ -64,6 +65,20 @@ class ClassifierMethod final : public Method {
 
   void after_step(double lr) override { head_->step(lr); }
 
+  void save_state(ckpt::CheckpointWriter& w) override {
+    // Global layout: rank r writes its block of rows; any number of ranks reads it back.
+    const int64_t n = head_->options().num_classes;
+    w.rows("head/weight", head_->weight(), n, head_->class_start());
+    w.rows("head/momentum", head_->momentum(), n, head_->class_start());
+    w.attribute("head_steps", head_->steps());
+  }
+
+  void load_state(const ckpt::CheckpointReader& r) override {
+    r.read_rows_into("head/weight", head_->weight(), head_->class_start());
+    r.read_rows_into("head/momentum", head_->momentum(), head_->class_start());
+    head_->set_steps(r.int_attribute("head_steps"));
+  }
+
  private:
   const Config& config_;
   model::Backbone& backbone_;
@@ -111,6 +126,24 @@ class VfcMethod final : public Method {
 
   std::vector<std::pair<std::string, at::Tensor>> replicated_parameters() override {
     return {{"vfc.weight", head_->weight()}};
+  }
+
+  std::vector<std::pair<std::string, int64_t>> checkpoint_attributes() const override {
+    return {{"vfc_rows", head_->options().rows}};
+  }
+
+  void save_state(ckpt::CheckpointWriter& w) override {
+    w.replicated("head/vfc/weight", head_->weight());
+    w.replicated("head/vfc/saved", head_->saved_rows());
+    w.replicated("head/vfc/borrowed", at::tensor(head_->borrowed_rows(), at::kLong));
+  }
+
+  void load_state(const ckpt::CheckpointReader& r) override {
+    r.read_into("head/vfc/weight", head_->weight());
+    r.read_into("head/vfc/saved", head_->saved_rows());
+    const at::Tensor b = r.read("head/vfc/borrowed").contiguous();
+    head_->set_borrowed_rows(
+        std::vector<int64_t>(b.data_ptr<int64_t>(), b.data_ptr<int64_t>() + b.numel()));
   }
 
  private:

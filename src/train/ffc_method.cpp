@@ -8,12 +8,14 @@
 
 #include <sstream>
 
+#include "ckpt/checkpoint.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "head/ffc_head.h"
 #include "head/sharded_softmax.h"
 #include "model/backbone.h"
 #include "model/normalize.h"
+#include "model/state_dict.h"
 #include "train/method.h"
 
 namespace ffc::train {
@@ -66,6 +68,7 @@ class FfcMethod final : public Method {
     const at::Tensor& y = batch.images.at(1);
     const at::Tensor& xl = batch.labels.at(0);
     const at::Tensor& yl = batch.labels.at(1);
+    head_->pool().set_step(batch.step);
     head::FfcPassStats a;
     head::FfcPassStats b;
     at::Tensor loss;
@@ -108,6 +111,61 @@ class FfcMethod final : public Method {
   }
 
   model::Backbone* gallery_network() override { return gallery_.get(); }
+
+  std::vector<std::pair<std::string, int64_t>> checkpoint_attributes() const override {
+    return {{"pool_size", head_->pool().capacity()}};
+  }
+
+  void save_state(ckpt::CheckpointWriter& w) override {
+    for (const auto& [key, t] : model::state_dict(*gallery_)) {
+      w.replicated("gallery/" + key, t);
+    }
+    const head::DynamicPool& pool = head_->pool();
+    const int64_t q = pool.capacity();
+    // Rows in global slot order: each rank writes the slots it stores.
+    if (pool.placement() == head::Placement::kSharded) {
+      w.rows("head/pool/rows", pool.rows(), q, comm_.rank(), comm_.size());
+    } else {
+      w.replicated("head/pool/rows", pool.rows());
+    }
+    std::vector<int64_t> labels(static_cast<size_t>(q));
+    std::vector<int64_t> steps(static_cast<size_t>(q));
+    std::vector<uint8_t> toggles(static_cast<size_t>(q));
+    for (int64_t slot = 0; slot < q; ++slot) {
+      labels[slot] = pool.slot_label(slot);
+      steps[slot] = pool.slot_step(slot);
+      toggles[slot] = pool.toggle(slot);
+    }
+    const std::vector<int64_t> lru = pool.lru_order();
+    w.replicated("head/pool/labels", at::tensor(labels, at::kLong));
+    w.replicated("head/pool/toggles", at::from_blob(toggles.data(), {q}, at::kByte).clone());
+    w.replicated("head/pool/last_step", at::tensor(steps, at::kLong));
+    w.replicated("head/pool/lru_order", at::tensor(lru, at::kLong));
+    w.attribute("pool_evictions", evictions_);
+  }
+
+  void load_state(const ckpt::CheckpointReader& r) override {
+    for (const auto& [key, t] : model::state_dict(*gallery_)) {
+      r.read_into("gallery/" + key, t);
+    }
+    head::DynamicPool& pool = head_->pool();
+    if (pool.placement() == head::Placement::kSharded) {
+      r.read_rows_into("head/pool/rows", pool.mutable_rows(), comm_.rank(), comm_.size());
+    } else {
+      r.read_into("head/pool/rows", pool.mutable_rows());
+    }
+    const at::Tensor labels = r.read("head/pool/labels").contiguous();
+    const at::Tensor toggles = r.read("head/pool/toggles").contiguous();
+    const at::Tensor steps = r.read("head/pool/last_step").contiguous();
+    const at::Tensor lru = r.read("head/pool/lru_order").contiguous();
+    auto vec = [](const at::Tensor& t) {
+      return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+    };
+    const std::vector<uint8_t> tg(toggles.data_ptr<uint8_t>(),
+                                  toggles.data_ptr<uint8_t>() + toggles.numel());
+    pool.restore_metadata(vec(labels), tg, vec(lru), vec(steps));
+    evictions_ = r.int_attribute("pool_evictions");
+  }
 
  private:
   at::Tensor pass(const at::Tensor& probe_images, const at::Tensor& probe_labels,

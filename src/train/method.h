@@ -19,6 +19,10 @@
 namespace ffc::model {
 class Backbone;
 }
+namespace ffc::ckpt {
+class CheckpointWriter;
+class CheckpointReader;
+}  // namespace ffc::ckpt
 
 namespace ffc::train {
 
@@ -47,6 +51,12 @@ class Method {
   // Head parameters replicated on every rank and trained with the backbone (Virtual FC's rows):
   // the trainer adds them to its optimiser and to the gradient all-reduce.
   virtual std::vector<std::pair<std::string, at::Tensor>> replicated_parameters() { return {}; }
+  // The method's own state in a checkpoint (collective: every rank calls), in global layout
+  // under "head/" (and "gallery/"), so that it loads on any number of ranks.
+  virtual void save_state(ckpt::CheckpointWriter& writer) = 0;
+  virtual void load_state(const ckpt::CheckpointReader& reader) = 0;
+  // Figures of the method for the checkpoint's root attributes and checks (e.g. "pool_size").
+  virtual std::vector<std::pair<std::string, int64_t>> checkpoint_attributes() const { return {}; }
 };
 
 // FFC: probe net P (the trainer's backbone), gallery net G (its EMA), the dynamic class pool.

@@ -124,8 +124,8 @@ Plan make_plan(const PlanInput& in) {
     const double probes = in.ffc_sharded ? gathered : b + b / 2;
     p.items.push_back({"pool rows", 2 * f * q_local * d,
                        in.ffc_sharded ? "2 x 4 B x ceil(Q/P) x D" : "2 x 4 B x Q x D"});
-    p.items.push_back({"pool metadata (replicated)", 65 * q,
-                       "about 65 B per slot: label map, LRU links, labels, toggles"});
+    p.items.push_back({"pool metadata (replicated)", 73 * q,
+                       "about 73 B per slot: label map, LRU links, labels, toggles, steps"});
     p.items.push_back({"logits of cos1 and cos2 (in place)", 2 * f * probes * q_local,
                        "2 x 4 B x gathered probes x slots on the rank"});
     p.head_flops_per_step = (in.ffc_rollback ? 2 : 1) * 4 * probes * q_local * d;

@@ -5,16 +5,19 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ckpt/checkpoint.h"
 #include "comm/grad_allreduce.h"
 #include "comm/timed_communicator.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/signals.h"
 #include "common/version.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "eval/embed.h"
 #include "eval/validation.h"
 #include "model/backbone.h"
+#include "train/checkpointing.h"
 #include "train/method.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
@@ -25,7 +28,7 @@ namespace {
 
 constexpr int kPhases = static_cast<int>(Phase::kCount);
 
-void prepare_output(const Config& config, int rank) {
+void prepare_output(const Config& config, int rank, bool resuming) {
   if (rank != 0) {
     return;
   }
@@ -36,7 +39,7 @@ void prepare_output(const Config& config, int rank) {
                   "); set output to a writable path");
   }
   std::ofstream(config.output + "/config.yaml") << dump_config(config);
-  add_log_file(config.output + "/train.log", /*append=*/false);
+  add_log_file(config.output + "/train.log", /*append=*/resuming);
 }
 
 // Every rank starts from rank 0's weights (they are equal anyway: same seed).
@@ -96,13 +99,19 @@ void evaluate(const Config& config, Method& method, model::Backbone& probe,
 
 }  // namespace
 
-TrainResult train(const Config& config, comm::Communicator& world) {
+TrainResult train(const Config& requested, comm::Communicator& world, const std::string& resume) {
+  const Config config = with_resumed_defaults(requested, resume);
   comm::TimedCommunicator comm(world);
   const int rank = comm.rank();
   const int world_size = comm.size();
-  prepare_output(config, rank);
+  // A resumed run appends to its log and metrics; a new one starts them afresh.
+  const bool resuming =
+      !resume.empty() &&
+      (resume != "auto" || !ckpt::resume_candidates(checkpoint_dir(config)).empty());
+  prepare_output(config, rank, resuming);
   comm.barrier();
-  MetricsWriter metrics(config.output + "/metrics.jsonl", rank == 0, /*append=*/false);
+  MetricsWriter metrics(config.output + "/metrics.jsonl", rank == 0, /*append=*/resuming);
+  install_stop_signal_handlers();
   spdlog::info("ffc {} (git {}), method {}, {} rank(s); output {}", project_version(),
                git_revision(), config.method, world_size, config.output);
 
@@ -157,7 +166,18 @@ TrainResult train(const Config& config, comm::Communicator& world) {
                end < sched.total_steps ? " (stopping at " + std::to_string(end) + ")" : "",
                config.lr, config.lr_schedule, config.batch_size);
 
+  TrainingState state;
+  state.config = &config;
+  state.comm = &comm;
+  state.probe = probe.get();
+  state.method = method.get();
+  state.sgd = &sgd;
+  state.planner = planner.get();
+  const int64_t first_step = resume_training(state, resume);
+
   TrainResult result;
+  result.steps = first_step;
+  int64_t saved_at = -1;
   PhaseTimer timer;
   auto window_start = std::chrono::steady_clock::now();
   const auto run_start = window_start;
@@ -165,7 +185,7 @@ TrainResult train(const Config& config, comm::Communicator& world) {
   int64_t window_probe = 0;
   int64_t window_gallery = 0;
   std::array<double, kPhases> window_phases{};
-  for (int64_t step = 0; step < end; ++step) {
+  for (int64_t step = first_step; step < end; ++step) {
     timer.start(Phase::kData);
     const data::Batch& batch = loader.get(step);
     StepStats stats;
@@ -233,12 +253,31 @@ TrainResult train(const Config& config, comm::Communicator& world) {
       rec["phase_ms"] = ph;
       rec["elapsed_s"] = std::chrono::duration<double>(now - run_start).count();
       metrics.write(rec);
+      state.last_metrics = rec.dump();
       result.images_per_second = all_rate;
       result.probe_images_per_second = probe_rate;
       window_start = now;
       window_steps = window_probe = window_gallery = 0;
       window_phases.fill(0.0);
     }
+    if (config.save_every > 0 && (step + 1) % config.save_every == 0) {
+      save_checkpoint(state, step + 1);
+      saved_at = step + 1;
+    }
+    // SIGUSR1/SIGTERM on any rank: all ranks stop here, at the same step, save and exit with
+    // status 3 (job scripts requeue on it).
+    if (comm::stop_requested(comm)) {
+      spdlog::warn("stop requested by signal {} at step {}: saving and exiting", last_stop_signal(),
+                   step + 1);
+      if (saved_at != step + 1) {
+        save_checkpoint(state, step + 1);
+      }
+      result.stopped_by_signal = true;
+      return result;
+    }
+  }
+  if (saved_at != result.steps) {
+    save_checkpoint(state, result.steps);
   }
   evaluate(config, *method, *probe, comm, result.steps, metrics, result);
   spdlog::info(

@@ -19,10 +19,13 @@ struct TrainResult {
   double probe_images_per_second = 0;  // probe images only
   bool evaluated = false;
   eval::VerificationResult verification;
+  bool stopped_by_signal = false;  // saved and stopped early on SIGUSR1/SIGTERM
 };
 
 // Runs training as configured; every rank calls it. Writes <output>/config.yaml,
-// <output>/metrics.jsonl and <output>/train.log (rank 0).
-TrainResult train(const Config& config, comm::Communicator& comm);
+// <output>/metrics.jsonl, <output>/train.log (rank 0) and checkpoints in <output>/checkpoints
+// (every save_every steps, at the end, and on SIGUSR1/SIGTERM). `resume`: "" (start afresh),
+// "auto" (the newest valid checkpoint of the output folder, if any) or a checkpoint path.
+TrainResult train(const Config& config, comm::Communicator& comm, const std::string& resume = "");
 
 }  // namespace ffc::train

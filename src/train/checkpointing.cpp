@@ -1,0 +1,264 @@
+#include "train/checkpointing.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+#include "ckpt/checkpoint.h"
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/version.h"
+#include "model/backbone.h"
+#include "model/state_dict.h"
+#include "train/method.h"
+#include "train/optimizer.h"
+
+namespace ffc::train {
+namespace {
+
+std::string now_text() {
+  const std::time_t t = std::time(nullptr);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+at::Tensor started_tensor(Sgd& sgd) {
+  std::vector<uint8_t> v;
+  for (bool b : sgd.started()) {
+    v.push_back(b ? 1 : 0);
+  }
+  return at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kByte).clone();
+}
+
+}  // namespace
+
+std::string checkpoint_dir(const Config& config) {
+  return config.output + "/checkpoints";
+}
+
+std::string save_checkpoint(const TrainingState& s, int64_t step) {
+  comm::Communicator& comm = *s.comm;
+  const Config& config = *s.config;
+  const std::string dir = checkpoint_dir(config);
+  if (comm.rank() == 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      throw IoError(dir + ": cannot create the checkpoint folder (" + ec.message() + ")");
+    }
+  }
+  comm.barrier();
+  const auto start = std::chrono::steady_clock::now();
+  const std::string name = ckpt::checkpoint_file_name(step);
+  const std::string tmp = dir + "/." + name + ".partial";
+  {
+    ckpt::CheckpointWriter w(tmp, comm);
+    const int64_t spe = s.planner->steps_per_epoch();
+    w.attribute("step", step);
+    w.attribute("epoch", step / spe);
+    w.attribute("method", config.method);
+    w.attribute("world_size", static_cast<int64_t>(comm.size()));
+    w.attribute("num_classes", config.num_classes);
+    w.attribute("embedding_size", config.embedding_size);
+    w.attribute("image_size", config.image_size);
+    w.attribute("network", config.network);
+    w.attribute("steps_per_epoch", spe);
+    w.attribute("items_per_step", s.planner->items_per_step() * comm.size());
+    w.attribute("seed", config.seed);
+    w.attribute("ffc_version", project_version());
+    w.attribute("git_revision", git_revision());
+    w.attribute("saved_at", now_text());
+    for (const auto& [key, value] : s.method->checkpoint_attributes()) {
+      w.attribute(key, value);
+    }
+    w.bytes("config", dump_config(config));
+    for (const auto& [key, t] : model::state_dict(*s.probe)) {
+      w.replicated("probe/" + key, t);
+    }
+    Sgd& sgd = *s.sgd;
+    for (size_t i = 0; i < sgd.params().size(); ++i) {
+      w.replicated("optimizer/momentum/" + sgd.names()[i], sgd.momentum_buffers()[i]);
+    }
+    w.replicated("optimizer/started", started_tensor(sgd));
+    w.attribute("optimizer_steps", sgd.steps());
+    s.method->save_state(w);
+    w.bytes("metrics/last", s.last_metrics);
+    w.close();
+    if (w.fell_back_to_independent()) {
+      spdlog::warn("checkpoint {}: some collective writes ran as independent I/O", name);
+    }
+  }
+  comm.barrier();  // every rank has closed the file
+  if (comm.rank() == 0) {
+    ckpt::commit_checkpoint(tmp, dir, name, static_cast<int>(config.save_keep));
+  }
+  comm.barrier();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  uintmax_t bytes = 0;
+  std::error_code ec;
+  if (comm.rank() == 0) {
+    bytes = std::filesystem::file_size(dir + "/" + name, ec);
+  }
+  spdlog::info("checkpoint: {}/{} ({:.1f} MiB in {:.2f} s)", dir, name,
+               static_cast<double>(bytes) / (1 << 20), seconds);
+  return dir + "/" + name;
+}
+
+Config with_resumed_defaults(const Config& config, const std::string& resume) {
+  Config out = config;
+  if (resume.empty() || config.method != "ffc" || config.pool_size > 0) {
+    return out;
+  }
+  const std::vector<std::string> candidates = resume == "auto"
+                                                  ? ckpt::resume_candidates(checkpoint_dir(config))
+                                                  : std::vector<std::string>{resume};
+  if (candidates.empty()) {
+    return out;
+  }
+  try {
+    ckpt::CheckpointReader r(candidates.front());
+    if (r.string_attribute("method") == "ffc" && r.has_attribute("pool_size")) {
+      out.pool_size = r.int_attribute("pool_size");
+      spdlog::info("resume: pool_size automatic; keeping the checkpoint's {} slots", out.pool_size);
+    }
+  } catch (const Error&) {
+    // Unreadable: resume_training reports it, or skips it for an older one.
+  }
+  return out;
+}
+
+void check_compatible(const std::string& path, const Config& config,
+                      const std::vector<std::pair<std::string, int64_t>>& method_attributes) {
+  ckpt::CheckpointReader r(path);
+  std::vector<std::string> diffs;
+  auto cmp_s = [&](const char* key, const std::string& mine) {
+    const std::string theirs = r.string_attribute(key);
+    if (theirs != mine) {
+      diffs.push_back(std::string(key) + ": checkpoint " + theirs + ", this run " + mine);
+    }
+  };
+  auto cmp_i = [&](const std::string& key, int64_t mine) {
+    if (!r.has_attribute(key)) {
+      diffs.push_back(key + ": missing in the checkpoint, this run " + std::to_string(mine));
+      return;
+    }
+    const int64_t theirs = r.int_attribute(key);
+    if (theirs != mine) {
+      diffs.push_back(key + ": checkpoint " + std::to_string(theirs) + ", this run " +
+                      std::to_string(mine));
+    }
+  };
+  cmp_s("method", config.method);
+  cmp_s("network", config.network);
+  cmp_i("embedding_size", config.embedding_size);
+  cmp_i("image_size", config.image_size);
+  cmp_i("num_classes", config.num_classes);
+  for (const auto& [key, value] : method_attributes) {
+    cmp_i(key, value);
+  }
+  if (!diffs.empty()) {
+    std::string msg = path + " was written for another model or data:";
+    for (const auto& d : diffs) {
+      msg += "\n  " + d;
+    }
+    throw ConfigError(msg +
+                      "\nresume with the configuration it was written with, or set another "
+                      "output folder to start afresh");
+  }
+}
+
+namespace {
+
+// Loads everything from `path` into the state; returns the saved step and world size.
+void load(const TrainingState& s, const std::string& path, int64_t& step, int64_t& world,
+          int64_t& items_per_step, int64_t& steps_per_epoch) {
+  check_compatible(path, *s.config, s.method->checkpoint_attributes());
+  ckpt::CheckpointReader r(path, *s.comm);
+  step = r.int_attribute("step");
+  world = r.int_attribute("world_size");
+  items_per_step = r.int_attribute("items_per_step");
+  steps_per_epoch = r.int_attribute("steps_per_epoch");
+  for (const auto& [key, t] : model::state_dict(*s.probe)) {
+    r.read_into("probe/" + key, t);
+  }
+  Sgd& sgd = *s.sgd;
+  for (size_t i = 0; i < sgd.params().size(); ++i) {
+    r.read_into("optimizer/momentum/" + sgd.names()[i], sgd.momentum_buffers()[i]);
+  }
+  const at::Tensor started = r.read("optimizer/started");
+  if (started.numel() != static_cast<int64_t>(sgd.params().size())) {
+    throw FormatError(path + ": optimizer state for " + std::to_string(started.numel()) +
+                      " parameters, this run trains " + std::to_string(sgd.params().size()));
+  }
+  for (size_t i = 0; i < sgd.params().size(); ++i) {
+    sgd.started()[i] = started[static_cast<int64_t>(i)].item<uint8_t>() != 0;
+  }
+  sgd.set_steps(r.int_attribute("optimizer_steps"));
+  s.method->load_state(r);
+}
+
+}  // namespace
+
+int64_t resume_training(const TrainingState& s, const std::string& resume) {
+  if (resume.empty()) {
+    return 0;
+  }
+  const bool automatic = resume == "auto";
+  const std::vector<std::string> candidates =
+      automatic ? ckpt::resume_candidates(checkpoint_dir(*s.config))
+                : std::vector<std::string>{resume};
+  if (candidates.empty()) {
+    spdlog::info("resume auto: no checkpoint in {}; starting afresh", checkpoint_dir(*s.config));
+    return 0;
+  }
+  for (const auto& path : candidates) {
+    // Rank 0 reads the whole file first (every checksum) so that all ranks decide together
+    // whether to load it: a rank failing alone in the middle of a collective read would leave
+    // the others waiting.
+    std::string problem;
+    if (s.comm->rank() == 0) {
+      try {
+        ckpt::verify_checkpoint(path);
+      } catch (const Error& e) {
+        problem = e.what();
+      }
+    }
+    if (comm::any_rank(*s.comm, !problem.empty())) {
+      if (!automatic) {
+        throw Error(problem.empty() ? path + ": cannot be loaded (rank 0 says why)"
+                                    : "resume: " + problem);
+      }
+      if (s.comm->rank() == 0) {
+        spdlog::warn("resume auto: skipping {}: {}", path, problem);
+      }
+      continue;
+    }
+    int64_t step = 0;
+    int64_t world = 0;
+    int64_t items = 0;
+    int64_t spe = 0;
+    load(s, path, step, world, items, spe);
+    const data::BatchPlanner& planner = *s.planner;
+    const int64_t now_items = planner.items_per_step() * s.comm->size();
+    int64_t start = step;
+    if (world != s.comm->size() || items != now_items || spe != planner.steps_per_epoch()) {
+      start = data::remap_step(step, spe, items, planner.steps_per_epoch(), now_items);
+      spdlog::info(
+          "resume: {} was written by {} rank(s) at step {}; continuing at step {} with {} "
+          "rank(s)",
+          path, world, step, start, s.comm->size());
+    } else {
+      spdlog::info("resume: {} at step {}", path, step);
+    }
+    return start;
+  }
+  throw Error("resume auto: none of the " + std::to_string(candidates.size()) + " checkpoints of " +
+              checkpoint_dir(*s.config) +
+              " could be loaded (see the warnings above); remove them or set resume to a file");
+}
+
+}  // namespace ffc::train

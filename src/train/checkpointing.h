@@ -1,0 +1,57 @@
+#pragma once
+// Saving and resuming the whole training state (docs/checkpoint-format.md): backbone, optimiser,
+// the method's head (in global layout), the step (from which the schedule, the samplers and the
+// data order follow), the configuration and the last metrics.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "common/config.h"
+#include "data/sampler.h"
+
+namespace ffc::model {
+class Backbone;
+}
+
+namespace ffc::train {
+
+class Method;
+class Sgd;
+
+struct TrainingState {
+  const Config* config = nullptr;
+  comm::Communicator* comm = nullptr;
+  model::Backbone* probe = nullptr;
+  Method* method = nullptr;
+  Sgd* sgd = nullptr;
+  const data::BatchPlanner* planner = nullptr;
+  std::string last_metrics;  // the last metrics.jsonl record
+};
+
+// <output>/checkpoints
+std::string checkpoint_dir(const Config& config);
+
+// Collective: writes the checkpoint of the state after `step` steps, commits it atomically and
+// keeps the newest save_keep. Returns its path.
+std::string save_checkpoint(const TrainingState& state, int64_t step);
+
+// Collective: resume = "auto" (the newest valid checkpoint of the output folder, skipping corrupt
+// or incomplete ones with a warning; none: start afresh) or a checkpoint path (an error if it
+// cannot be loaded). Returns the step to continue from (0 when starting afresh), remapped when the
+// checkpoint was written with another number of ranks or batch size.
+int64_t resume_training(const TrainingState& state, const std::string& resume);
+
+// The configuration a run resumed with `resume` trains with: figures left to their automatic
+// value that the checkpoint fixed (today the FFC pool size, which depends on the number of ranks
+// when automatic) take the checkpoint's value, so that resuming on another number of ranks keeps
+// the pool. Reads the attributes of the newest candidate only; everything else is unchanged.
+Config with_resumed_defaults(const Config& config, const std::string& resume);
+
+// Throws ConfigError listing every model or data figure in which the checkpoint at `path`
+// differs from `config` (method, network, embedding size, image size, classes, pool size).
+void check_compatible(const std::string& path, const Config& config,
+                      const std::vector<std::pair<std::string, int64_t>>& method_attributes);
+
+}  // namespace ffc::train
