@@ -264,6 +264,10 @@ TrainResult train(const Config& requested, comm::Communicator& world, const std:
       save_checkpoint(state, step + 1);
       saved_at = step + 1;
     }
+    // Evaluation every `verbose` steps (and at the end, below).
+    if (config.verbose > 0 && (step + 1) % config.verbose == 0 && step + 1 < end) {
+      evaluate(config, *method, *probe, comm, step + 1, metrics, result);
+    }
     // SIGUSR1/SIGTERM on any rank: all ranks stop here, at the same step, save and exit with
     // status 3 (job scripts requeue on it).
     if (comm::stop_requested(comm)) {
