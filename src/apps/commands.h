@@ -93,6 +93,41 @@ int run_model_list(const ModelCommand& cmd);
 int run_model_info(const ModelCommand& cmd);
 int run_model_export(const ModelCommand& cmd);
 
+// `ffc bench scaling | accuracy` (apps/cmd_bench.cpp, docs/benchmarks.md).
+struct BenchCommon {
+  std::string network = "tiny";
+  int64_t image_size = 32;
+  int64_t embedding = 128;
+  int64_t batch = 64;  // per rank
+  double sample_rate = 0.1;
+  std::string launcher = "mpiexec --bind-to none -n {ranks}";
+  std::string config;             // optional base configuration file
+  std::vector<std::string> sets;  // extra KEY=VALUE for every run
+  std::string out = "bench-results";
+};
+struct BenchScalingCommand {
+  BenchCommon common;
+  std::vector<std::string> methods = {"fc", "pfc", "vfc", "ffc"};
+  std::vector<int64_t> classes = {10000, 100000, 1000000, 10000000, 100000000};
+  std::vector<int> ranks = {1, 2};
+  int64_t window = 4;
+  int64_t repeats = 3;
+  double memory_fraction = 0.6;
+  int64_t pool = 0;  // FFC's Q; 0: 1% of N, at least the global gallery batch
+};
+int run_bench_scaling(const BenchScalingCommand& cmd);
+struct BenchAccuracyCommand {
+  BenchCommon common;
+  std::vector<std::string> runs = {"fc", "pfc", "vfc", "ffc:instance", "ffc:identity", "ffc"};
+  int64_t classes = 100000;
+  int ranks = 2;
+  int64_t steps = 1500;
+  int64_t epochs = 1000;  // the schedule's length in epochs (poly decay over it)
+  int64_t val_pairs = 6000;
+  int64_t val_identities = 500;
+};
+int run_bench_accuracy(const BenchAccuracyCommand& cmd);
+
 // `ffc eval` (apps/cmd_eval.cpp, docs/eval.md).
 struct EvalCommand {
   ConfigOptions config;

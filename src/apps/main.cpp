@@ -96,6 +96,71 @@ void add_plan_command(CLI::App& app, Action& action) {
   sub->callback([&action, cmd] { action = [cmd] { return run_plan(*cmd); }; });
 }
 
+void add_bench_common(CLI::App* sub, BenchCommon& c) {
+  sub->add_option("--network", c.network, "Backbone")->capture_default_str();
+  sub->add_option("--image-size", c.image_size, "Image size")->capture_default_str();
+  sub->add_option("--embedding", c.embedding, "Embedding size D")->capture_default_str();
+  sub->add_option("--batch", c.batch, "Batch per rank")->capture_default_str();
+  sub->add_option("--sample-rate", c.sample_rate, "Partial FC's r")->capture_default_str();
+  sub->add_option("--launcher", c.launcher,
+                  "Launch command; {ranks} is replaced by the number of ranks (srun: "
+                  "'srun --mpi=pmix -n {ranks}')")
+      ->capture_default_str();
+  sub->add_option("--config", c.config, "Base configuration file of every run");
+  sub->add_option("--set", c.sets, "KEY=VALUE for every run (repeatable)");
+  sub->add_option("--out", c.out, "Results folder (runs/ holds each run's log and metrics)")
+      ->capture_default_str();
+}
+
+void add_bench_commands(CLI::App& app, Action& action) {
+  auto* bench = app.add_subcommand("bench",
+                                   "Scaling and accuracy benchmarks over the methods "
+                                   "(docs/benchmarks.md)")
+                    ->require_subcommand(1);
+  auto scaling = std::make_shared<BenchScalingCommand>();
+  auto* sub = bench->add_subcommand(
+      "scaling",
+      "images/s, head share and GFLOP/s, peak RSS per rank and ffc plan's prediction over "
+      "methods x classes x ranks; CSV and Markdown");
+  add_bench_common(sub, scaling->common);
+  sub->add_option("--methods", scaling->methods, "Methods (fc, pfc, vfc, ffc)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc"}));
+  sub->add_option("--classes", scaling->classes, "Class counts N")->delimiter(',');
+  sub->add_option("--ranks", scaling->ranks, "Rank counts")->delimiter(',');
+  sub->add_option("--window", scaling->window, "Steps per measured window")->capture_default_str();
+  sub->add_option("--repeats", scaling->repeats, "Measured windows after the warm-up one")
+      ->capture_default_str();
+  sub->add_option("--memory-fraction", scaling->memory_fraction,
+                  "Share of this node's memory the ranks may plan to use; points over it are "
+                  "recorded as 'does not fit' and not run")
+      ->capture_default_str();
+  sub->add_option("--pool", scaling->pool,
+                  "FFC's pool Q at every N; 0: 1% of N, at least the global gallery batch")
+      ->capture_default_str();
+  sub->callback([&action, scaling] { action = [scaling] { return run_bench_scaling(*scaling); }; });
+  auto accuracy = std::make_shared<BenchAccuracyCommand>();
+  sub = bench->add_subcommand(
+      "accuracy",
+      "the same backbone and steps for each method (and FFC's loader ablation) on procedural "
+      "long-tailed identities: held-out verification and the long-tail buckets");
+  add_bench_common(sub, accuracy->common);
+  sub->add_option("--runs", accuracy->runs,
+                  "METHOD[:LOADER_MODE] each (loader: both, instance, "
+                  "identity)")
+      ->delimiter(',');
+  sub->add_option("--classes", accuracy->classes, "Identities N")->capture_default_str();
+  sub->add_option("--ranks", accuracy->ranks, "Ranks of every run")->capture_default_str();
+  sub->add_option("--steps", accuracy->steps, "Steps of every run")->capture_default_str();
+  sub->add_option("--epochs", accuracy->epochs, "Schedule length in epochs")->capture_default_str();
+  sub->add_option("--val-pairs", accuracy->val_pairs, "Held-out verification pairs")
+      ->capture_default_str();
+  sub->add_option("--val-identities", accuracy->val_identities, "Identities per long-tail bucket")
+      ->capture_default_str();
+  sub->callback(
+      [&action, accuracy] { action = [accuracy] { return run_bench_accuracy(*accuracy); }; });
+}
+
 void add_ckpt_commands(CLI::App& app, Action& action) {
   auto* ckpt = app.add_subcommand("ckpt", "Inspect, check, compare and export checkpoints")
                    ->require_subcommand(1);
@@ -274,6 +339,7 @@ int run_cli(int argc, char** argv) {
   add_train_command(cli, action);
   add_plan_command(cli, action);
   add_ckpt_commands(cli, action);
+  add_bench_commands(cli, action);
   add_data_commands(cli, action);
   add_pack_command(cli, action);
   add_model_commands(cli, action);

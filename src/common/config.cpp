@@ -416,6 +416,8 @@ const std::vector<KeySpec>& key_table() {
               "Steps between checkpoints; 0: only at the end and when stopped by a signal."),
       int_key("save_keep", &Config::save_keep, 0, 1000000,
               "Checkpoints kept in <output>/checkpoints (the newest); 0: all."),
+      bool_key("save_last", &Config::save_last,
+               "Save a checkpoint at the end of the run (benchmarks turn it off)."),
       string_key("resume", &Config::resume, true,
                  "auto: continue from the newest valid checkpoint of output; or a checkpoint "
                  "file; empty: start afresh (ffc train --resume overrides)."),

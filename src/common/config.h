@@ -63,6 +63,7 @@ struct Config {
   int64_t max_steps = 0;   // 0: num_epoch epochs
   int64_t save_every = 0;  // 0: at the end (and on a stop signal) only
   int64_t save_keep = 3;
+  bool save_last = true;
   std::string resume;  // "", "auto" or a checkpoint path
 
   // --- run ---

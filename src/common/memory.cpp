@@ -1,6 +1,7 @@
 #include "common/memory.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <climits>
 #include <cstdlib>
@@ -21,6 +22,14 @@ bool configure_allocator() {
   // ... and grow it in steps of 256 MiB, so that growth costs few system calls.
   ok = mallopt(M_TOP_PAD, 256 << 20) == 1 && ok;
   return ok;
+}
+
+int64_t peak_rss_bytes() {
+  struct rusage usage {};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) {
+    return 0;
+  }
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
 }  // namespace ffc

@@ -8,9 +8,14 @@
 // freed memory in the process for reuse instead. Set FFC_MALLOC_DEFAULTS=1 to keep glibc's
 // defaults.
 
+#include <cstdint>
+
 namespace ffc {
 
 // Call first thing in main(). Returns true when the settings were applied.
 bool configure_allocator();
+
+// Peak resident set size of this process so far (getrusage's ru_maxrss), in bytes.
+int64_t peak_rss_bytes();
 
 }  // namespace ffc

@@ -10,6 +10,7 @@
 #include "comm/timed_communicator.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/memory.h"
 #include "common/signals.h"
 #include "common/version.h"
 #include "data/dataset.h"
@@ -251,6 +252,11 @@ TrainResult train(const Config& requested, comm::Communicator& world, const std:
         ph[phase_name(static_cast<Phase>(i))] = 1000 * per_step[i];
       }
       rec["phase_ms"] = ph;
+      // The largest peak RSS of any rank so far (one small all-reduce per progress line).
+      at::Tensor rss =
+          at::full({1}, static_cast<double>(peak_rss_bytes()) / (1 << 20), at::kDouble);
+      comm.all_reduce(rss, comm::ReduceOp::kMax);
+      rec["peak_rss_mib"] = rss.item<double>();
       rec["elapsed_s"] = std::chrono::duration<double>(now - run_start).count();
       metrics.write(rec);
       state.last_metrics = rec.dump();
@@ -280,7 +286,7 @@ TrainResult train(const Config& requested, comm::Communicator& world, const std:
       return result;
     }
   }
-  if (saved_at != result.steps) {
+  if (config.save_last && saved_at != result.steps) {
     save_checkpoint(state, result.steps);
   }
   evaluate(config, *method, *probe, comm, result.steps, metrics, result);
