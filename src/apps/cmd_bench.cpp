@@ -36,7 +36,14 @@ std::string self_exe() {
   if (n <= 0) {
     throw IoError("/proc/self/exe: cannot find the ffc executable to launch");
   }
-  return std::string(buf.data(), static_cast<size_t>(n));
+  std::string path(buf.data(), static_cast<size_t>(n));
+  // Rebuilt while the benchmark runs: launch the new file at the same path.
+  const std::string deleted = " (deleted)";
+  if (path.size() > deleted.size() &&
+      path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0) {
+    path.resize(path.size() - deleted.size());
+  }
+  return path;
 }
 
 std::string shell_quote(const std::string& s) {
