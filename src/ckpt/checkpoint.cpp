@@ -120,9 +120,18 @@ void CheckpointWriter::rows(const std::string& name, const at::Tensor& local, in
 }
 
 void CheckpointWriter::bytes(const std::string& name, const std::string& data) {
-  const at::Tensor t =
-      at::from_blob(const_cast<char*>(data.data()), {static_cast<int64_t>(data.size())}, at::kByte)
-          .clone();
+  // Rank 0's text is stored. The ranks' texts may differ (the last metrics record holds each
+  // rank's own timings), and the dataset's size must be the same on every rank of the collective
+  // create: else rank 0 writes its text into a dataset sized for another rank's, leaving trailing
+  // garbage (or cutting it short).
+  at::Tensor size = at::full({1}, static_cast<int64_t>(data.size()),
+                             at::TensorOptions().dtype(at::kLong).device(comm_.device()));
+  comm_.broadcast(size, 0);
+  const int64_t n = size.to(at::kCPU).item<int64_t>();
+  at::Tensor t = at::zeros({n}, at::kByte);
+  if (comm_.rank() == 0 && n > 0) {
+    std::memcpy(t.data_ptr(), data.data(), static_cast<size_t>(n));
+  }
   replicated(name, t, 0);
 }
 
