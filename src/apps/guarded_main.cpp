@@ -48,11 +48,14 @@ int guarded_main(const std::function<int()>& body) {
 }
 
 Session start_session(const Config& config, comm::Backend backend) {
+  // Read before MPI starts, which may add variables of its own to the environment.
+  const int slurm_ranks = comm::slurm_expected_world_size();
   if (backend != comm::Backend::kSingle) {
     comm::init_mpi(nullptr, nullptr);
   }
   Session s;
   s.comm = comm::make_world_communicator(backend);
+  comm::check_world_matches_slurm(slurm_ranks, s.comm->size());
   set_process_identity(s.comm->rank(), s.comm->size());
   init_logging(s.comm->rank(), s.comm->size(), config.log_level);
   s.threads = choose_num_threads(config.num_threads, s.comm->local_size());

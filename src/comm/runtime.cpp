@@ -1,6 +1,7 @@
 #include "comm/runtime.h"
 
 #include <cstdlib>
+#include <string>
 
 #include "comm/backends.h"
 #include "comm/mpi_check.h"
@@ -45,13 +46,18 @@ Backend parse_backend(const std::string& name) {
 }
 
 int launcher_rank() {
-  for (const char* var : kRankVars) {
-    const int r = env_int(var, -1);
-    if (r >= 0) {
-      return r;
+  // As the environment said at the first call (main calls it before MPI starts): a singleton
+  // MPI_Init writes rank 0 into the environment of every process of a launch without PMI.
+  static const int rank = [] {
+    for (const char* var : kRankVars) {
+      const int r = env_int(var, -1);
+      if (r >= 0) {
+        return r;
+      }
     }
-  }
-  return 0;
+    return 0;
+  }();
+  return rank;
 }
 
 int launcher_size() {
@@ -62,6 +68,41 @@ int launcher_size() {
     }
   }
   return 1;
+}
+
+int slurm_expected_world_size() {
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (job == nullptr || *job == '\0' || env_int("SLURM_NTASKS", -1) <= 0) {
+    return 0;
+  }
+  if (env_int("OMPI_COMM_WORLD_SIZE", -1) > 0) {
+    return 0;
+  }
+  const int step = env_int("SLURM_STEP_NUM_TASKS", -1);
+  return step > 0 ? step : env_int("SLURM_NTASKS", 0);
+}
+
+void check_world_matches_slurm(int expected, int world_size) {
+  if (expected <= 0 || expected == world_size) {
+    return;
+  }
+  const char* job = std::getenv("SLURM_JOB_ID");
+  const bool step = env_int("SLURM_STEP_NUM_TASKS", -1) > 0;
+  std::string msg = "Slurm job " + std::string(job != nullptr ? job : "?") + " has " +
+                    std::to_string(expected) + " task(s) (" +
+                    (step ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS") + "=" +
+                    std::to_string(expected) + ") but this MPI world has " +
+                    std::to_string(world_size) + " rank(s). ";
+  if (world_size == 1) {
+    msg += step ? "srun started the tasks without wiring them into one MPI job (no PMI), so each "
+                  "would train alone; launch with `srun --mpi=pmix` (`srun --mpi=list` shows what "
+                  "this Slurm supports) or with mpirun inside the allocation"
+                : "ffc was started directly in the batch script, outside srun; launch it with "
+                  "`srun --mpi=pmix` (or mpirun), or run a single process with `srun -n 1`";
+  } else {
+    msg += "Launch as many ranks as the job step has tasks (srun -n, --ntasks-per-node)";
+  }
+  throw ConfigError(msg);
 }
 
 void init_mpi(int* argc, char*** argv) {

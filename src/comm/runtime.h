@@ -25,9 +25,21 @@ void finalize_mpi();
 [[noreturn]] void abort_job(int code);
 
 // World size and rank as the launcher announces them in the environment (Open MPI, PMIx, PMI,
-// Slurm), readable before MPI is initialised; rank 0 of 1 without a launcher.
+// Slurm), readable before MPI is initialised; rank 0 of 1 without a launcher. The rank is read
+// once, at the first call, so that it is the launcher's and not what MPI_Init may add.
 int launcher_rank();
 int launcher_size();
+
+// Under Slurm (SLURM_JOB_ID and SLURM_NTASKS set), the number of ranks the world must have: the
+// tasks of this srun step (SLURM_STEP_NUM_TASKS), else of the job (SLURM_NTASKS, e.g. a process
+// started directly in a batch script). 0 when not under Slurm or when the ranks were started by
+// Open MPI's mpirun (OMPI_COMM_WORLD_SIZE set), whose -n is the user's choice and whose daemons
+// carry the SLURM_NTASKS of their own step. Read it before MPI starts.
+int slurm_expected_world_size();
+// Throws ConfigError, saying how to launch, when `expected` > 0 and differs from `world_size`: a
+// launch without PMI (srun --mpi=none, or an MPI that srun cannot wire up) silently starts
+// SLURM_NTASKS separate single-rank runs, each training alone on its shard.
+void check_world_matches_slurm(int expected, int world_size);
 
 // The library's own version text (MPI_Get_library_version; callable before MPI_Init).
 std::string mpi_library_version();
