@@ -18,7 +18,8 @@
         peak_rss_mib, and optionally status), or folders holding scaling.csv files (a
         slurm/sweep.sbatch array writes one per point). Images/s and peak RSS per rank against
         the number of classes N (log axes), one line per method and rank count. Rows whose status
-        is not "ok" ("does not fit", "failed ...") are left out.
+        is not "ok" ("does not fit", "failed ...") are left out. A folder stands for every
+        scaling.csv below it.
 
 Needs Debian's python3-matplotlib (and python3-numpy; python3-h5py for the pool's histogram).
 Use /usr/bin/python3. Plots are drawn with the Agg backend: no display is needed.
@@ -275,9 +276,10 @@ def expand_csvs(paths):
     out = []
     for p in paths:
         if os.path.isdir(p):
-            found = sorted(glob.glob(os.path.join(p, "**", "*.csv"), recursive=True))
+            # The benchmark's results, not other CSVs its runs may have left below them.
+            found = sorted(glob.glob(os.path.join(p, "**", "scaling.csv"), recursive=True))
             if not found:
-                fail(f"{p}: no .csv files")
+                fail(f"{p}: no scaling.csv below it")
             out.extend(found)
         else:
             out.append(p)

@@ -58,6 +58,7 @@ run scaling 0 scaling "$tmp/scaling.csv" --out "$tmp/scaling.png"
 is_png "$tmp/scaling.png" || fail "scaling: no PNG"
 mkdir -p "$tmp/sweep/a" "$tmp/sweep/b"
 head -n 3 "$tmp/scaling.csv" >"$tmp/sweep/a/scaling.csv"
+printf "a,b\n1,2\n" >"$tmp/sweep/a/other.csv" # not a benchmark result: ignored
 { head -n 1 "$tmp/scaling.csv"; tail -n 3 "$tmp/scaling.csv"; } >"$tmp/sweep/b/scaling.csv"
 run sweep 0 scaling "$tmp/sweep" --out "$tmp/sweep.png"
 is_png "$tmp/sweep.png" || fail "scaling of a sweep folder: no PNG"
