@@ -36,6 +36,25 @@ grep -q "array index 8 is beyond the grid of 8 point(s)" "$SLURM_DIR/sweep-8.out
   fail "array task 8 (beyond the grid) did not fail with a message"
 [ "$failures" -eq 0 ] && echo "sweep.sbatch: 8 array tasks, one (method, classes) point each; index 8 refused"
 
+# One real point: ffc bench scaling itself, its runs launched by srun inside the array task, and
+# the chart of the sweep folder.
+real=$SLURM_DIR/sweep-real
+id=$(cd "$SRC" && FFC_BIN=$FFC FFC_SWEEP_METHODS=ffc FFC_SWEEP_CLASSES=2000 FFC_SWEEP_OUT="$real" \
+  sbatch --parsable --array=0 -N 1 -n 2 -c 1 -t 10 --output="$SLURM_DIR/sweep-real.out" \
+  slurm/sweep.sbatch --window 2 --repeats 1 --pool 64 --network tiny --image-size 16 \
+  --embedding 32 --batch 16) || fail "sbatch sweep (real)"
+wait_until "[ -z \"\$(squeue -h -j $id 2>/dev/null)\" ]" 300 || fail "sweep job $id still queued"
+csv=$real/ffc-2000/scaling.csv
+if grep -q "^ffc,2000,2,ok," "$csv" 2>/dev/null &&
+  /usr/bin/python3 "$SRC/tools/ffc_plot.py" scaling "$real" --out "$SLURM_DIR/scaling.png" >/dev/null &&
+  [ -s "$SLURM_DIR/scaling.png" ]; then
+  echo "sweep.sbatch with ffc bench scaling: $(grep '^ffc,2000,2,ok,' "$csv" | cut -d, -f1-5); charted"
+else
+  fail "sweep.sbatch with the real benchmark: no 'ffc,2000,2,ok' point or no chart"
+  show "$SLURM_DIR/sweep-real.out" 30
+  show "$csv" 5
+fi
+
 # --- train-gpu.sbatch, the mpi backend on pretend GPUs
 gpu() { # gpu NAME [sbatch options]
   local name=$1
