@@ -373,8 +373,10 @@ void ParallelFile::write_rows(const std::string& name, DType type, int64_t first
   write_strided_rows(name, type, first, 1, count, data);
 }
 
-void ParallelFile::write_strided_rows(const std::string& name, DType type, int64_t first,
-                                      int64_t stride, int64_t count, const void* data) {
+// The file space of `name` with rows first, first + stride, ... (count of them) selected, and
+// the number of elements they hold.
+Object ParallelFile::select_rows(const std::string& name, int64_t first, int64_t stride,
+                                 int64_t count, int64_t* elements) const {
   const std::vector<int64_t> d = dims(name);
   FFC_CHECK(!d.empty(), path_ + ": rows of scalar dataset " + name);
   FFC_CHECK(count == 0 || first + (count - 1) * stride < d[0],
@@ -394,7 +396,15 @@ void ParallelFile::write_strided_rows(const std::string& name, DType type, int64
     FFC_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, start.data(), str.data(),
                                      cnt.data(), nullptr));
   }
-  transfer(name, type, space.id(), count * row, data != nullptr ? data : "", nullptr);
+  *elements = count * row;
+  return space;
+}
+
+void ParallelFile::write_strided_rows(const std::string& name, DType type, int64_t first,
+                                      int64_t stride, int64_t count, const void* data) {
+  int64_t elements = 0;
+  const Object space = select_rows(name, first, stride, count, &elements);
+  transfer(name, type, space.id(), elements, data != nullptr ? data : "", nullptr);
 }
 
 void ParallelFile::read_whole(const std::string& name, DType type, void* data) const {
@@ -432,27 +442,10 @@ void ParallelFile::read_rows(const std::string& name, DType type, int64_t first,
 
 void ParallelFile::read_strided_rows(const std::string& name, DType type, int64_t first,
                                      int64_t stride, int64_t count, void* data) const {
-  const std::vector<int64_t> d = dims(name);
-  FFC_CHECK(!d.empty(), path_ + ": rows of scalar dataset " + name);
-  FFC_CHECK(count == 0 || first + (count - 1) * stride < d[0],
-            path_ + ": rows beyond " + name + "'s " + std::to_string(d[0]));
-  int64_t row = 1;
-  for (size_t i = 1; i < d.size(); ++i) {
-    row *= d[i];
-  }
-  Object ds(FFC_H5_CHECK(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT)), &H5Dclose);
-  Object space(FFC_H5_CHECK(H5Dget_space(ds.id())), &H5Sclose);
-  ds.close();
-  if (count > 0) {
-    std::vector<hsize_t> start(d.size(), 0), str(d.size(), 1), cnt(d.begin(), d.end());
-    start[0] = static_cast<hsize_t>(first);
-    str[0] = static_cast<hsize_t>(stride);
-    cnt[0] = static_cast<hsize_t>(count);
-    FFC_H5_CHECK(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, start.data(), str.data(),
-                                     cnt.data(), nullptr));
-  }
+  int64_t elements = 0;
+  const Object space = select_rows(name, first, stride, count, &elements);
   uint8_t dummy = 0;
-  transfer(name, type, space.id(), count * row, nullptr, data != nullptr ? data : &dummy);
+  transfer(name, type, space.id(), elements, nullptr, data != nullptr ? data : &dummy);
 }
 
 void ParallelFile::write_attribute(const std::string& name, const h5::AttributeValue& value) {

@@ -89,6 +89,8 @@ class ParallelFile {
   void transfer(const std::string& name, DType type, hid_t file_space, int64_t elements,
                 const void* in, void* out) const;
   void check_crc(const std::string& name, DType type, const void* data) const;
+  h5::Object select_rows(const std::string& name, int64_t first, int64_t stride, int64_t count,
+                         int64_t* elements) const;
 
   std::string path_;
   h5::Object file_;
