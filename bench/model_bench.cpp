@@ -27,6 +27,7 @@
 #include "common/memory.h"
 #include "model/backbone.h"
 #include "model/info.h"
+#include "sgemm.h"
 
 namespace {
 
@@ -35,22 +36,7 @@ double g_sgemm_gflops = 0;      // set by BM_Sgemm
 double g_conv_gemm_gflops = 0;  // set by BM_ConvGemm
 
 void BM_Sgemm(benchmark::State& state) {
-  const int64_t n = state.range(0);
-  const at::Tensor a = at::randn({n, n});
-  const at::Tensor b = at::randn({n, n});
-  at::Tensor c = at::empty({n, n});
-  at::mm_out(c, a, b);  // warm-up
-  const auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    at::mm_out(c, a, b);
-    benchmark::DoNotOptimize(c.data_ptr());
-  }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double flops = 2.0 * static_cast<double>(n * n * n);
-  g_sgemm_gflops = flops * static_cast<double>(state.iterations()) / seconds / 1e9;
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  g_sgemm_gflops = ffc::bench::run_sgemm(state);
 }
 BENCHMARK(BM_Sgemm)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 
