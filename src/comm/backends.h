@@ -4,12 +4,13 @@
 #include <memory>
 
 #include "comm/communicator.h"
+#include "comm/runtime.h"
 
 namespace ffc::comm {
 
 std::unique_ptr<Communicator> make_mpi_communicator();
 #if defined(FFC_WITH_NCCL)
-std::unique_ptr<Communicator> make_nccl_communicator();
+std::unique_ptr<Communicator> make_nccl_communicator(const CommOptions& options);
 #endif
 
 }  // namespace ffc::comm

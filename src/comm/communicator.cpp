@@ -127,13 +127,11 @@ at::Tensor all_gather(Communicator& comm, const at::Tensor& in) {
 }
 
 std::vector<int64_t> all_gather_counts(Communicator& comm, int64_t local) {
-  const auto options = at::TensorOptions().dtype(at::kLong).device(comm.device());
-  at::Tensor mine = at::full({1}, local, options);
-  at::Tensor all = at::empty({comm.size()}, options);
-  comm.all_gather(mine, all);
-  all = all.cpu();
-  const int64_t* p = all.data_ptr<int64_t>();
-  return std::vector<int64_t>(p, p + comm.size());
+  std::vector<int64_t> counts(static_cast<size_t>(comm.size()));
+  at::Tensor mine = at::full({1}, local, at::kLong);
+  at::Tensor all = at::from_blob(counts.data(), {comm.size()}, at::kLong);
+  comm.host().all_gather(mine, all);
+  return counts;
 }
 
 at::Tensor all_gather_v(Communicator& comm, const at::Tensor& in) {
@@ -147,9 +145,9 @@ at::Tensor all_gather_v(Communicator& comm, const at::Tensor& in) {
 }
 
 double all_reduce_scalar(Communicator& comm, double value, ReduceOp op) {
-  at::Tensor t = at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(comm.device()));
-  comm.all_reduce(t, op);
-  return t.cpu().item<double>();
+  at::Tensor t = at::full({1}, value, at::kDouble);
+  comm.host().all_reduce(t, op);
+  return t.item<double>();
 }
 
 bool any_rank(Communicator& comm, bool flag) {

@@ -58,9 +58,17 @@ class Communicator {
   // The MPI communicator spanning the same processes (a pointer to an MPI_Comm), for libraries
   // that need one (parallel HDF5), or nullptr without MPI. Read it through comm/mpi_handle.h.
   virtual const void* native_mpi_comm() const { return nullptr; }
+
+  // The communicator of host-side bookkeeping over the same processes, in the same rank order:
+  // CPU tensors of labels, counts, flags and figures. It is this communicator when its device is
+  // the CPU; the NCCL communicator returns an MPI communicator, so that metadata collectives never
+  // enter the device's stream and never make the host wait for the device.
+  virtual Communicator& host() { return *this; }
 };
 
 // ---- helpers built on the interface (communicator.cpp) ----
+
+// Helpers whose result is a host value (counts, flags, scalars) run on comm.host().
 
 // all_reduce(sum) then divide by size(); floating-point tensors only.
 void all_reduce_average(Communicator& comm, at::Tensor& tensor);
@@ -77,8 +85,9 @@ bool stop_requested(Communicator& comm);
 // The reduction of a scalar over ranks.
 double all_reduce_scalar(Communicator& comm, double value, ReduceOp op);
 
-// A communicator of one process that needs no MPI: every collective is the identity (a copy).
-std::unique_ptr<Communicator> make_single_process_communicator();
+// A communicator of one process that needs no MPI: every collective is the identity (a copy), on
+// tensors of `device`.
+std::unique_ptr<Communicator> make_single_process_communicator(at::Device device = at::kCPU);
 
 namespace detail {
 // Shared argument checks; they throw ffc::Error with a message naming the operation and the

@@ -38,7 +38,7 @@ GradientAllReducer::GradientAllReducer(std::vector<at::Tensor> params, int64_t b
   }
 }
 
-void GradientAllReducer::reduce(Communicator& comm, bool average) {
+void GradientAllReducer::reduce(Communicator& comm, bool average, double scale) {
   for (auto& bucket : buckets_) {
     for (size_t k = 0; k < bucket.members.size(); ++k) {
       at::Tensor& p = params_[bucket.members[k]];
@@ -55,6 +55,9 @@ void GradientAllReducer::reduce(Communicator& comm, bool average) {
     } else {
       comm.all_reduce(bucket.flat, ReduceOp::kSum);
     }
+    if (scale != 1.0) {
+      bucket.flat.mul_(scale);
+    }
     for (size_t k = 0; k < bucket.members.size(); ++k) {
       at::Tensor& p = params_[bucket.members[k]];
       at::Tensor slot = bucket.flat.narrow(0, bucket.offsets[k], p.numel()).view(p.sizes());
@@ -64,6 +67,19 @@ void GradientAllReducer::reduce(Communicator& comm, bool average) {
       p.mutable_grad().copy_(slot);
     }
   }
+}
+
+at::Tensor GradientAllReducer::sum_of_squares() const {
+  std::vector<at::Tensor> parts;
+  for (const auto& bucket : buckets_) {
+    if (bucket.flat.numel() > 0) {
+      parts.push_back(at::dot(bucket.flat, bucket.flat).to(at::kDouble));
+    }
+  }
+  if (parts.empty()) {
+    return at::zeros({}, at::kDouble);
+  }
+  return at::stack(parts).sum();
 }
 
 }  // namespace ffc::comm

@@ -5,15 +5,29 @@
 // of the device, so they order with the surrounding kernels without a host synchronisation. With a
 // CPU-only LibTorch (no CUDA tensors can exist, but the code is compiled and linked) they run on a
 // private stream and the host waits for each operation.
+//
+// Faults (docs/gpu.md, "When a rank fails"): every collective is followed by an event the
+// watchdog (comm/watchdog.h) polls, together with ncclCommGetAsyncError. An asynchronous NCCL
+// error, or a collective pending longer than nccl_timeout, makes the watchdog log what happened,
+// call ncclCommAbort (which releases the kernels other work waits on) and take the job down with
+// MPI_Abort: a host thread blocked in a device synchronisation cannot notice a dead peer itself.
+// Host waits of our own (barrier) poll the same state. Unwinding after an error aborts the
+// communicator instead of destroying it, which could wait forever for peers that are gone.
 
 #include <ATen/ATen.h>
 #include <cuda_runtime_api.h>
 #include <nccl.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 #include "comm/backends.h"
 #include "comm/mpi_check.h"
+#include "comm/watchdog.h"
+#include "common/logging.h"
 
 #if defined(FFC_TORCH_HAS_CUDA)
 #include <c10/cuda/CUDAStream.h>
@@ -79,9 +93,19 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
+std::string human_bytes(int64_t bytes) {
+  char buf[32];
+  if (bytes >= (int64_t{1} << 20)) {
+    std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%lld B", static_cast<long long>(bytes));
+  }
+  return buf;
+}
+
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator() {
+  explicit NcclCommunicator(const CommOptions& options) {
     MPI_Comm world = MPI_COMM_WORLD;
     FFC_MPI_CHECK(MPI_Comm_rank(world, &rank_));
     FFC_MPI_CHECK(MPI_Comm_size(world, &size_));
@@ -108,13 +132,21 @@ class NcclCommunicator final : public Communicator {
     }
     device_ = local_rank_;
     FFC_CUDA_CHECK(cudaSetDevice(device_));
+    host_ = make_mpi_communicator();
 
+    watchdog_ = std::make_unique<Watchdog>(
+        options.nccl_timeout_seconds, options.nccl_poll_seconds, [this] { return async_error(); },
+        [this](const std::string& message) { on_fault(message); });
     ncclUniqueId id;
     if (rank_ == 0) {
       FFC_NCCL_CHECK(ncclGetUniqueId(&id));
     }
     FFC_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, world));
+    watchdog_->begin_phase("the NCCL communicator's start (ncclCommInitRank over " +
+                           std::to_string(size_) + " ranks)");
     FFC_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+    watchdog_->end_phase();
+    comm_ready_.store(true);
 #if !defined(FFC_TORCH_HAS_CUDA)
     FFC_CUDA_CHECK(cudaStreamCreateWithFlags(&own_stream_, cudaStreamNonBlocking));
 #endif
@@ -122,14 +154,21 @@ class NcclCommunicator final : public Communicator {
   }
 
   ~NcclCommunicator() override {
+    const bool failing = std::uncaught_exceptions() > 0 || faulted_.load();
+    watchdog_.reset();  // stops polling before the communicator goes
+    if (comm_ != nullptr) {
+      // Destroying waits for the peers' matching operations; after an error they may never come.
+      if (failing) {
+        ncclCommAbort(comm_);
+      } else {
+        ncclCommDestroy(comm_);
+      }
+    }
     if (barrier_buf_ != nullptr) {
       cudaFree(barrier_buf_);
     }
     if (own_stream_ != nullptr) {
       cudaStreamDestroy(own_stream_);
-    }
-    if (comm_ != nullptr) {
-      ncclCommDestroy(comm_);
     }
   }
 
@@ -157,7 +196,7 @@ class NcclCommunicator final : public Communicator {
     const ncclDataType_t type = nccl_type(tensor.scalar_type(), "all_reduce");
     FFC_NCCL_CHECK(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), type,
                                  nccl_op(op), comm_, stream()));
-    finish();
+    enqueued("all_reduce", tensor.nbytes());
   }
 
   void all_gather(const at::Tensor& in, at::Tensor& out) override {
@@ -166,7 +205,7 @@ class NcclCommunicator final : public Communicator {
     check_device(out, "all_gather", "output");
     FFC_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), in.numel(),
                                  nccl_type(in.scalar_type(), "all_gather"), comm_, stream()));
-    finish();
+    enqueued("all_gather", out.nbytes());
   }
 
   void all_gather_v(const at::Tensor& in, at::Tensor& out,
@@ -189,7 +228,7 @@ class NcclCommunicator final : public Communicator {
       offset += counts[r];
     }
     FFC_NCCL_CHECK(ncclGroupEnd());
-    finish();
+    enqueued("all_gather_v", out.nbytes());
   }
 
   void reduce_scatter(const at::Tensor& in, at::Tensor& out, ReduceOp op) override {
@@ -199,7 +238,7 @@ class NcclCommunicator final : public Communicator {
     FFC_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), out.numel(),
                                      nccl_type(in.scalar_type(), "reduce_scatter"), nccl_op(op),
                                      comm_, stream()));
-    finish();
+    enqueued("reduce_scatter", in.nbytes());
   }
 
   void reduce_scatter_v(const at::Tensor& in, at::Tensor& out, const std::vector<int64_t>& counts,
@@ -222,7 +261,7 @@ class NcclCommunicator final : public Communicator {
       offset += counts[r];
     }
     FFC_NCCL_CHECK(ncclGroupEnd());
-    finish();
+    enqueued("reduce_scatter_v", in.nbytes());
   }
 
   void broadcast(at::Tensor& tensor, int root) override {
@@ -232,18 +271,22 @@ class NcclCommunicator final : public Communicator {
     FFC_NCCL_CHECK(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(),
                                  nccl_type(tensor.scalar_type(), "broadcast"), root, comm_,
                                  stream()));
-    finish();
+    enqueued("broadcast", tensor.nbytes());
   }
 
   const void* native_mpi_comm() const override {
-    static const MPI_Comm world = MPI_COMM_WORLD;
-    return &world;
+    return host_->native_mpi_comm();
+  }
+  Communicator& host() override {
+    return *host_;
   }
 
   void barrier() override {
+    check_healthy("barrier");
     FFC_NCCL_CHECK(
         ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_, stream()));
-    FFC_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    record("barrier", sizeof(float));
+    wait("barrier");
   }
 
  private:
@@ -255,14 +298,108 @@ class NcclCommunicator final : public Communicator {
 #endif
   }
 
-  // Without LibTorch's streams the caller cannot order work after ours: wait here.
-  void finish() {
+  // After an operation was enqueued: the watchdog follows it. Without LibTorch's streams the
+  // caller cannot order work after ours, so the host waits here (polling).
+  void enqueued(const char* op, int64_t bytes) {
+    record(op, bytes);
 #if !defined(FFC_TORCH_HAS_CUDA)
-    FFC_CUDA_CHECK(cudaStreamSynchronize(own_stream_));
+    wait(op);
 #endif
   }
 
+  // Records an event after the operation and hands it to the watchdog, which destroys it once it
+  // has completed.
+  void record(const char* op, int64_t bytes) {
+    cudaEvent_t ev = nullptr;
+    FFC_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    FFC_CUDA_CHECK(cudaEventRecord(ev, stream()));
+    const uint64_t seq = ++sequence_;
+    const int dev = device_;
+    watchdog_->watch("NCCL " + std::string(op) + " #" + std::to_string(seq) + " (" +
+                         human_bytes(bytes) + ") on " + process_label(),
+                     [ev, dev](std::string& message) {
+                       cudaSetDevice(dev);
+                       const cudaError_t rc = cudaEventQuery(ev);
+                       if (rc == cudaErrorNotReady) {
+                         return Watchdog::State::kPending;
+                       }
+                       cudaEventDestroy(ev);
+                       if (rc != cudaSuccess) {
+                         message = cudaGetErrorString(rc);
+                         return Watchdog::State::kFailed;
+                       }
+                       return Watchdog::State::kDone;
+                     });
+  }
+
+  // Waits on the host until the stream's work (the operation just enqueued and what came
+  // before) is done, polling the fault state so that a failure ends the wait with an error
+  // instead of a hang.
+  void wait(const char* op) {
+    for (int spins = 0;; ++spins) {
+      const cudaError_t rc = cudaStreamQuery(stream());
+      if (rc == cudaSuccess) {
+        return;
+      }
+      if (rc != cudaErrorNotReady) {
+        FFC_CUDA_CHECK(rc);
+      }
+      check_healthy(op);
+      const std::string err = async_error();
+      if (!err.empty()) {
+        throw Error(std::string("NCCL ") + op + " on " + process_label() + ": " + err);
+      }
+      if (spins > 1000) {
+        ::usleep(1000);
+      }
+    }
+  }
+
+  void check_healthy(const char* op) const {
+    if (faulted_.load()) {
+      throw Error(std::string("NCCL ") + op + ": the communicator was aborted after a fault (" +
+                  fault_message_ + ")");
+    }
+  }
+
+  // NCCL's asynchronous error state, as a message (empty when healthy).
+  std::string async_error() {
+    if (!comm_ready_.load()) {
+      return {};
+    }
+    ncclResult_t state = ncclSuccess;
+    if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) {
+      return "ncclCommGetAsyncError failed";
+    }
+    if (state == ncclSuccess || state == ncclInProgress) {
+      return {};
+    }
+    std::string msg = std::string("asynchronous NCCL error: ") + ncclGetErrorString(state);
+    const char* last = ncclGetLastError(comm_);
+    if (last != nullptr && *last != '\0') {
+      msg += " (" + std::string(last) + ")";
+    }
+    return msg;
+  }
+
+  // The watchdog's verdict: abort NCCL, then the job. Called from the watchdog thread.
+  void on_fault(const std::string& message) {
+    fault_message_ = message;
+    faulted_.store(true);
+    spdlog::error("{}; aborting NCCL and the job (nccl_timeout {} s)", message,
+                  watchdog_ ? watchdog_->timeout_seconds() : 0.0);
+    if (comm_ready_.load()) {
+      ncclCommAbort(comm_);
+    }
+    flush_logs();
+    if (size_ > 1) {
+      MPI_Abort(MPI_COMM_WORLD, kExitFailure);
+    }
+    std::_Exit(kExitFailure);
+  }
+
   void check_device(const at::Tensor& t, const char* op, const char* what) const {
+    check_healthy(op);
     detail::check_tensor(t, op, what);
     FFC_CHECK(t.device() == device(),
               std::string(op) + ": the nccl backend of this rank works on " + device().str() +
@@ -277,12 +414,18 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_ = nullptr;
   cudaStream_t own_stream_ = nullptr;
   void* barrier_buf_ = nullptr;
+  std::unique_ptr<Communicator> host_;
+  std::unique_ptr<Watchdog> watchdog_;
+  std::atomic<bool> comm_ready_{false};
+  std::atomic<bool> faulted_{false};
+  std::string fault_message_;
+  uint64_t sequence_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator() {
-  return std::make_unique<NcclCommunicator>();
+std::unique_ptr<Communicator> make_nccl_communicator(const CommOptions& options) {
+  return std::make_unique<NcclCommunicator>(options);
 }
 
 }  // namespace ffc::comm

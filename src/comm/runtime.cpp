@@ -190,7 +190,7 @@ std::string nccl_version() {
 #endif
 }
 
-std::unique_ptr<Communicator> make_world_communicator(Backend backend) {
+std::unique_ptr<Communicator> make_world_communicator(Backend backend, const CommOptions& options) {
   switch (backend) {
     case Backend::kSingle:
       return make_single_process_communicator();
@@ -200,8 +200,9 @@ std::unique_ptr<Communicator> make_world_communicator(Backend backend) {
     case Backend::kNccl:
 #if defined(FFC_WITH_NCCL)
       FFC_CHECK(mpi_initialized(), "the nccl backend needs init_mpi() first (bootstrap)");
-      return make_nccl_communicator();
+      return make_nccl_communicator(options);
 #else
+      (void)options;
       throw ConfigError(
           "this ffc was built without NCCL; rebuild with a CUDA toolkit and NCCL "
           "(cmake -DFFC_WITH_NCCL=ON) or use the mpi backend");

@@ -46,8 +46,17 @@ std::string mpi_library_version();
 // NCCL and CUDA runtime versions when built with them, else "not built".
 std::string nccl_version();
 
+struct CommOptions {
+  // NCCL: a collective (or the communicator's start) that has not completed after this many
+  // seconds, or an asynchronous NCCL error, aborts NCCL and the whole job (config nccl_timeout).
+  double nccl_timeout_seconds = 600;
+  // How often the watchdog polls the collectives in flight and NCCL's asynchronous error state.
+  double nccl_poll_seconds = 0.1;
+};
+
 // The world communicator of the chosen backend. kMpi and kNccl need init_mpi() first; kNccl
 // selects the CUDA device of the node-local rank and bootstraps NCCL with an MPI broadcast.
-std::unique_ptr<Communicator> make_world_communicator(Backend backend);
+std::unique_ptr<Communicator> make_world_communicator(Backend backend,
+                                                      const CommOptions& options = {});
 
 }  // namespace ffc::comm

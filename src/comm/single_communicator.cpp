@@ -8,12 +8,13 @@ namespace {
 
 class SingleProcessCommunicator final : public Communicator {
  public:
+  explicit SingleProcessCommunicator(at::Device device) : device_(device) {}
   int rank() const override { return 0; }
   int size() const override { return 1; }
   int local_rank() const override { return 0; }
   int local_size() const override { return 1; }
   std::string backend() const override { return "single"; }
-  at::Device device() const override { return at::Device(at::kCPU); }
+  at::Device device() const override { return device_; }
 
   void all_reduce(at::Tensor& tensor, ReduceOp) override {
     detail::check_tensor(tensor, "all_reduce", "input");
@@ -43,12 +44,25 @@ class SingleProcessCommunicator final : public Communicator {
     FFC_CHECK(root == 0, "broadcast: root " + std::to_string(root) + " in a world of 1 rank");
   }
   void barrier() override {}
+  Communicator& host() override {
+    if (device_.is_cpu()) {
+      return *this;
+    }
+    if (!host_) {
+      host_ = std::make_unique<SingleProcessCommunicator>(at::kCPU);
+    }
+    return *host_;
+  }
+
+ private:
+  at::Device device_;
+  std::unique_ptr<SingleProcessCommunicator> host_;
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_single_process_communicator() {
-  return std::make_unique<SingleProcessCommunicator>();
+std::unique_ptr<Communicator> make_single_process_communicator(at::Device device) {
+  return std::make_unique<SingleProcessCommunicator>(device);
 }
 
 }  // namespace ffc::comm

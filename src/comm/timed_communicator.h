@@ -11,12 +11,14 @@ namespace ffc::comm {
 
 class TimedCommunicator final : public Communicator {
  public:
-  explicit TimedCommunicator(Communicator& inner) : inner_(inner) {}
+  explicit TimedCommunicator(Communicator& inner) : inner_(inner), seconds_(&own_seconds_) {}
 
-  // Seconds spent in collectives since the last take_seconds(), which resets the count.
+  // Seconds spent in collectives (of this communicator and of its host()) since the last
+  // take_seconds(), which resets the count. On a device the collectives are enqueued, not
+  // waited for: the time is the host's.
   double take_seconds() {
-    const double s = seconds_;
-    seconds_ = 0;
+    const double s = *seconds_;
+    *seconds_ = 0;
     return s;
   }
 
@@ -58,19 +60,33 @@ class TimedCommunicator final : public Communicator {
     inner_.barrier();
   }
   const void* native_mpi_comm() const override { return inner_.native_mpi_comm(); }
+  Communicator& host() override {
+    Communicator& h = inner_.host();
+    if (&h == &inner_) {
+      return *this;
+    }
+    if (!host_) {
+      host_.reset(new TimedCommunicator(h, seconds_));
+    }
+    return *host_;
+  }
 
  private:
+  // A host() communicator adding into its owner's count.
+  TimedCommunicator(Communicator& inner, double* seconds) : inner_(inner), seconds_(seconds) {}
   struct Clock {
     explicit Clock(TimedCommunicator& o) : owner(o), start(std::chrono::steady_clock::now()) {}
     ~Clock() {
-      owner.seconds_ +=
+      *owner.seconds_ +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     TimedCommunicator& owner;
     std::chrono::steady_clock::time_point start;
   };
   Communicator& inner_;
-  double seconds_ = 0;
+  double own_seconds_ = 0;
+  double* seconds_;
+  std::unique_ptr<TimedCommunicator> host_;
 };
 
 }  // namespace ffc::comm

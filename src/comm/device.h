@@ -1,0 +1,26 @@
+#pragma once
+// Small host tensors (index lists, per-sample weights, computed from host-side bookkeeping) onto
+// the communicator's device inside a step, without making the host wait for the device: through
+// a page-locked block of LibTorch's caching host allocator and an asynchronous copy on the current
+// stream. On the CPU the tensor is returned as it is.
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace ffc::comm {
+
+at::Tensor to_device(const at::Tensor& host, at::Device device);
+
+// Waits until the device has finished its work (nothing on the CPU). For profiling only
+// (sync_phases): the training step never waits for the device but where it reads results.
+void synchronize(at::Device device);
+
+// Whether the device computes in bfloat16 at full rate (CUDA compute capability >= 8.0, or the
+// CPU, where autocast supports bfloat16): what amp_dtype auto chooses on a GPU.
+bool supports_bfloat16(at::Device device);
+
+// "NVIDIA H200, 139.8 GiB, compute capability 9.0" for a CUDA device, "cpu" otherwise.
+std::string describe_device(at::Device device);
+
+}  // namespace ffc::comm
