@@ -1,9 +1,11 @@
 #include "model/backbone.h"
 
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 
 #include <atomic>
 
+#include "comm/device.h"
 #include "common/error.h"
 #include "common/logging.h"
 
@@ -27,25 +29,76 @@ void Backbone::check_input(const at::Tensor& images) const {
   }
 }
 
-Backbone::TrunkAutocast::TrunkAutocast(const BackboneSpec& spec, const at::Tensor& input) {
-  if (!spec.fp16) {
-    return;
+at::ScalarType autocast_dtype(const BackboneSpec& spec, at::Device device) {
+  std::string amp = spec.amp_dtype;
+  if (amp == "auto") {
+    amp = spec.fp16
+              ? "float16"
+              : (!device.is_cpu() && comm::supports_bfloat16(device) ? "bfloat16" : "float32");
   }
-  if (!input.is_cuda()) {
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true)) {
-      spdlog::warn(
-          "fp16 is set but the backbone runs on {}: mixed precision applies to CUDA only, the "
-          "backbone runs in float32",
-          input.device().str());
+  if (amp == "bfloat16") {
+    return at::kBFloat16;
+  }
+  if (amp == "float16") {
+    if (device.is_cpu()) {
+      static std::atomic<bool> warned{false};
+      if (!warned.exchange(true)) {
+        spdlog::warn(
+            "mixed precision in float16 applies to CUDA devices only: the backbone runs in "
+            "float32 on {} (amp_dtype bfloat16 has CPU autocast)",
+            device.str());
+      }
+      return at::kFloat;
     }
+    return at::kHalf;
+  }
+  return at::kFloat;
+}
+
+// LibTorch 2.4 replaced the per-device autocast calls (is_enabled, set_enabled,
+// get/set_autocast_gpu_dtype, is/set_cpu_enabled, get/set_autocast_cpu_dtype) by ones taking the
+// device type, and deprecates the old ones; -Werror builds need the right set for each version.
+namespace {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool autocast_enabled(bool cuda) {
+  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
+}
+void set_autocast_enabled(bool cuda, bool on) {
+  at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, on);
+}
+at::ScalarType autocast_type(bool cuda) {
+  return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU);
+}
+void set_autocast_type(bool cuda, at::ScalarType t) {
+  at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, t);
+}
+#else
+bool autocast_enabled(bool cuda) {
+  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+void set_autocast_enabled(bool cuda, bool on) {
+  cuda ? at::autocast::set_enabled(on) : at::autocast::set_cpu_enabled(on);
+}
+at::ScalarType autocast_type(bool cuda) {
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+void set_autocast_type(bool cuda, at::ScalarType t) {
+  cuda ? at::autocast::set_autocast_gpu_dtype(t) : at::autocast::set_autocast_cpu_dtype(t);
+}
+#endif
+}  // namespace
+
+Backbone::TrunkAutocast::TrunkAutocast(const BackboneSpec& spec, const at::Tensor& input) {
+  const at::ScalarType dtype = autocast_dtype(spec, input.device());
+  if (dtype == at::kFloat) {
     return;
   }
-  // What torch.autocast("cuda", dtype) does on entry (and undoes on exit).
-  previous_enabled_ = at::autocast::is_enabled();
-  previous_dtype_ = static_cast<int>(at::autocast::get_autocast_gpu_dtype());
-  at::autocast::set_enabled(true);
-  at::autocast::set_autocast_gpu_dtype(spec.amp_dtype == "bfloat16" ? at::kBFloat16 : at::kHalf);
+  // What torch.autocast(device, dtype) does on entry (and undoes on exit).
+  cuda_ = input.is_cuda();
+  previous_enabled_ = autocast_enabled(cuda_);
+  previous_dtype_ = static_cast<int>(autocast_type(cuda_));
+  set_autocast_enabled(cuda_, true);
+  set_autocast_type(cuda_, dtype);
   at::autocast::increment_nesting();
   active_ = true;
 }
@@ -57,8 +110,8 @@ Backbone::TrunkAutocast::~TrunkAutocast() {
   if (at::autocast::decrement_nesting() == 0) {
     at::autocast::clear_cache();
   }
-  at::autocast::set_enabled(previous_enabled_);
-  at::autocast::set_autocast_gpu_dtype(static_cast<at::ScalarType>(previous_dtype_));
+  set_autocast_enabled(cuda_, previous_enabled_);
+  set_autocast_type(cuda_, static_cast<at::ScalarType>(previous_dtype_));
 }
 
 }  // namespace ffc::model

@@ -32,10 +32,9 @@ class Backbone : public torch::nn::Module {
   // Throws ffc::Error naming the expected and the actual input shape and type.
   void check_input(const at::Tensor& images) const;
 
-  // Mixed precision around the trunk (everything before fc): active when spec().fp16 is set and
-  // the input is on CUDA, with spec().amp_dtype; fc and features then run in float32 on the
-  // trunk output cast back to float32, as insightface. With fp16 on a CPU input it is inactive and
-  // logs a warning once per process.
+  // Mixed precision around the trunk (everything before fc), in autocast_dtype(spec(), device of
+  // the input): fc and features then run in float32 on the trunk output cast back to float32, as
+  // insightface. CUDA and CPU autocast (the CPU supports bfloat16 only).
   class TrunkAutocast {
    public:
     TrunkAutocast(const BackboneSpec& spec, const at::Tensor& input);
@@ -46,6 +45,7 @@ class Backbone : public torch::nn::Module {
 
    private:
     bool active_ = false;
+    bool cuda_ = false;
     bool previous_enabled_ = false;
     int previous_dtype_ = 0;  // at::ScalarType
   };
@@ -53,5 +53,11 @@ class Backbone : public torch::nn::Module {
  private:
   BackboneSpec spec_;
 };
+
+// The type the trunk runs in on `device`: float32 (no autocast), bfloat16 or float16.
+//   amp_dtype auto: float16 when spec.fp16 (insightface), else bfloat16 on CUDA devices that
+//                   support it (compute capability >= 8), else float32 (the CPU included);
+//   float16 on the CPU: float32, with a warning logged once per process.
+at::ScalarType autocast_dtype(const BackboneSpec& spec, at::Device device);
 
 }  // namespace ffc::model

@@ -22,8 +22,11 @@ struct BackboneSpec {
   int64_t embedding_size = 512;  // D, insightface's num_features
   int64_t image_size = 112;      // input is image_size x image_size
   double dropout = 0;            // IResNet only (insightface's dropout before fc); 0 as insightface
-  bool fp16 = false;             // autocast the trunk on CUDA (ignored with a warning on CPU)
-  std::string amp_dtype = "float16";  // "float16" or "bfloat16"
+  bool fp16 = false;             // insightface's switch: with amp_dtype auto, the trunk in float16
+  // Mixed precision of the trunk: "auto" (bfloat16 on devices that have it, the CPU excepted;
+  // float16 when fp16 is set), "float32" (none), "bfloat16" (also on the CPU) or "float16"
+  // (CUDA only: ignored with a warning on the CPU). See autocast_dtype in model/backbone.h.
+  std::string amp_dtype = "auto";
 };
 
 // Model keys of the configuration: network, embedding_size, image_size, fp16, amp_dtype.

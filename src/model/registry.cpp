@@ -159,8 +159,10 @@ void check_spec(const BackboneSpec& spec) {
   if (spec.dropout > 0 && e.family != Family::kIResNet) {
     throw ConfigError("network " + spec.name + " has no dropout (insightface ignores it too)");
   }
-  if (spec.amp_dtype != "float16" && spec.amp_dtype != "bfloat16") {
-    throw ConfigError("amp_dtype must be float16 or bfloat16, got '" + spec.amp_dtype + "'");
+  if (spec.amp_dtype != "auto" && spec.amp_dtype != "float32" && spec.amp_dtype != "float16" &&
+      spec.amp_dtype != "bfloat16") {
+    throw ConfigError("amp_dtype must be auto, float32, bfloat16 or float16, got '" +
+                      spec.amp_dtype + "'");
   }
 }
 
