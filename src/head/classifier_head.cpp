@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "comm/device.h"
 #include "common/error.h"
 #include "common/random.h"
 #include "head/all_gather.h"
@@ -51,14 +52,17 @@ struct ClassifierLoss : public torch::autograd::Function<ClassifierLoss> {
     }
     ctx->saved_data["grad_f"] = grad_f;
     ctx->saved_data["grad_w"] = c.grad;
-    return at::tensor({static_cast<float>(c.ce.loss)}, f.options());
+    return c.ce.loss.reshape({1});
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const double g = grads[0].to(at::kDouble).cpu().item<double>();
+    const at::Tensor g = grads[0].to(at::kFloat).reshape({});
     at::Tensor grad_w = ctx->saved_data["grad_w"].toTensor();
-    if (g != 1.0) {
-      grad_w.mul_(g);  // the head's own buffer, applied by step()
+    // dJ/dW was computed for an upstream gradient of 1 (the head's own buffer, applied by
+    // step()). On the CPU the value costs nothing to read and a gradient of 1 skips a pass over
+    // the rows; on a device reading it would wait, and the multiply is cheap there.
+    if (!g.device().is_cpu() || g.item<float>() != 1.0f) {
+      grad_w.mul_(g);
     }
     return {ctx->saved_data["grad_f"].toTensor() * g, at::Tensor()};
   }
@@ -90,25 +94,52 @@ ClassifierHead::ClassifierHead(const ClassifierOptions& options, comm::Communica
   partial_ = options.partial;
   num_sample_ = partial_ ? static_cast<int64_t>(options.sample_rate * num_local_) : num_local_;
   const int64_t dim = options.dim;
-  weight_ = at::empty({num_local_, dim}, at::kFloat);
-  float* w = weight_.data_ptr<float>();
-  for (int64_t i = 0; i < num_local_; ++i) {
-    init_row(options.seed, start_ + i, w + i * dim, dim);
+  const at::Device device = comm.device();
+  const auto fopt = at::TensorOptions().dtype(at::kFloat).device(device);
+  weight_ = at::empty({num_local_, dim}, fopt);
+  // Initialised on the host in blocks of rows (no host copy of the whole block on a device).
+  const int64_t block = device.is_cpu() ? std::max<int64_t>(num_local_, 1)
+                                        : std::max<int64_t>((int64_t{16} << 20) / (dim * 4), 1);
+  at::Tensor host = device.is_cpu() ? weight_ : at::empty({std::min(block, num_local_), dim});
+  for (int64_t first = 0; first < num_local_; first += block) {
+    const int64_t n = std::min(block, num_local_ - first);
+    float* w = host.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      init_row(options.seed, start_ + first + i, w + i * dim, dim);
+    }
+    if (!device.is_cpu()) {
+      weight_.narrow(0, first, n).copy_(host.narrow(0, 0, n));
+    }
   }
-  momentum_ = at::zeros({num_local_, dim}, at::kFloat);
+  momentum_ = at::zeros({num_local_, dim}, fopt);
   if (!partial_) {
-    grad_ = at::zeros({num_local_, dim}, at::kFloat);
+    grad_ = at::zeros({num_local_, dim}, fopt);
   }
 }
 
 ClassifierHead::~ClassifierHead() = default;
 
 at::Tensor ClassifierHead::last_rows() const {
-  return partial_ ? index_ : at::arange(num_local_, at::kLong);
+  return partial_ ? index_ : at::arange(num_local_, weight_.options().dtype(at::kLong));
 }
 
 at::Tensor ClassifierHead::last_weight_grad() const {
   return partial_ ? grad_.narrow(0, 0, index_.numel()) : grad_;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> ClassifierHead::workspaces() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  const std::pair<const char*, const at::Tensor*> all[] = {{"sub_weight", &sub_weight_},
+                                                           {"sub_momentum", &sub_momentum_},
+                                                           {"grad", &grad_},
+                                                           {"logits", &logits_},
+                                                           {"index", &index_}};
+  for (const auto& [name, t] : all) {
+    if (t->defined()) {
+      out.emplace_back(std::string("head/") + name, *t);
+    }
+  }
+  return out;
 }
 
 int64_t ClassifierHead::bytes() const {
@@ -122,7 +153,8 @@ int64_t ClassifierHead::bytes() const {
 }
 
 at::Tensor ClassifierHead::sample(const at::Tensor& local_labels) {
-  // Positive classes of this rank's block, sorted and unique.
+  // On the host: the gathered labels are host-side. Positive classes of this rank's block, sorted
+  // and unique.
   const at::Tensor in_block = (local_labels >= 0).logical_and(local_labels < num_local_);
   const at::Tensor positives = std::get<0>(at::_unique(local_labels.masked_select(in_block), true));
   const int64_t npos = positives.numel();
@@ -151,11 +183,15 @@ at::Tensor ClassifierHead::sample(const at::Tensor& local_labels) {
 
 at::Tensor ClassifierHead::forward(const at::Tensor& features, const at::Tensor& labels,
                                    ClassifierStats* stats) {
+  const at::Device device = weight_.device();
+  const auto fopt = weight_.options();
   const std::vector<int64_t> counts = comm::all_gather_counts(comm_, features.size(0));
   const at::Tensor f_all =
       all_gather_rows(features / features.norm(2, 1, true).clamp_min(1e-12), comm_, counts);
-  const at::Tensor l_all = comm::all_gather_v(comm_, labels.to(at::kLong).contiguous());
+  // Labels and everything derived from them stay on the host; the device gets the columns.
+  const at::Tensor l_all = comm::all_gather_v(comm_.host(), labels.to(at::kLong).contiguous());
   const at::Tensor local = l_all - start_;
+  const at::Tensor in_block = (local >= 0).logical_and(local < num_local_);
   const int64_t rows = f_all.size(0);
   const int64_t dim = options_.dim;
 
@@ -165,50 +201,46 @@ at::Tensor ClassifierHead::forward(const at::Tensor& features, const at::Tensor&
   at::Tensor column;
   int64_t scored = num_local_;
   if (partial_) {
-    index_ = sample(local);
-    scored = index_.numel();
+    const at::Tensor index = sample(local);
+    scored = index.numel();
     const int64_t cap = std::max(scored, num_sample_);
     if (!sub_weight_.defined() || sub_weight_.size(0) < cap) {
-      sub_weight_ = at::zeros({cap, dim}, at::kFloat);
-      sub_momentum_ = at::zeros({cap, dim}, at::kFloat);
-      grad_ = at::zeros({cap, dim}, at::kFloat);
+      sub_weight_ = at::zeros({cap, dim}, fopt);
+      sub_momentum_ = at::zeros({cap, dim}, fopt);
+      grad_ = at::zeros({cap, dim}, fopt);
     }
+    index_ = comm::to_device(index, device);
     c.weight = sub_weight_.narrow(0, 0, scored);
     at::index_select_out(c.weight, weight_, 0, index_);
     c.grad = grad_.narrow(0, 0, scored);
     // A label's column is its position in the sorted sample.
-    const at::Tensor in_block = (local >= 0).logical_and(local < num_local_);
     const at::Tensor pos =
-        at::searchsorted(index_, local.clamp(0, std::max<int64_t>(num_local_ - 1, 0)));
+        at::searchsorted(index, local.clamp(0, std::max<int64_t>(num_local_ - 1, 0)));
     column = at::where(in_block, pos, at::full_like(pos, -1));
   } else {
     c.weight = weight_;
     c.grad = grad_;
-    column =
-        at::where((local >= 0).logical_and(local < num_local_), local, at::full_like(local, -1));
+    column = at::where(in_block, local, at::full_like(local, -1));
   }
   if (!logits_.defined() || logits_.numel() < rows * std::max<int64_t>(scored, num_sample_)) {
     // Sized for the largest sample once, so later steps reuse it.
-    logits_ = at::zeros({rows * std::max<int64_t>(scored, num_sample_)}, at::kFloat);
+    logits_ = at::zeros({rows * std::max<int64_t>(scored, num_sample_)}, fopt);
   }
   c.logits = logits_.narrow(0, 0, rows * scored).view({rows, scored});
-  c.targets.column = column;
-  c.targets.weight = at::full({rows}, 1.0 / static_cast<double>(rows), at::kFloat);
+  c.targets.column = comm::to_device(column, device);
+  c.targets.weight = at::full({rows}, 1.0 / static_cast<double>(rows), fopt);
 
   at::Tensor loss = ClassifierLoss::apply(f_all, reinterpret_cast<int64_t>(&c));
   if (stats != nullptr) {
-    stats->loss = c.ce.loss;
+    stats->loss = c.ce.loss.detach();
     stats->sampled = scored;
-    stats->positives =
-        std::get<0>(
-            at::_unique(local.masked_select((local >= 0).logical_and(local < num_local_)), true))
-            .numel();
+    stats->positives = std::get<0>(at::_unique(local.masked_select(in_block), true)).numel();
   }
   ++step_count_;
   return loss;
 }
 
-void ClassifierHead::step(double lr) {
+void ClassifierHead::step(double lr, double inv_grad_scale) {
   at::NoGradGuard no_grad;
   at::Tensor w, m;
   at::Tensor g;
@@ -223,6 +255,9 @@ void ClassifierHead::step(double lr) {
     w = weight_;
     m = momentum_;
     g = grad_;
+  }
+  if (inv_grad_scale != 1.0) {
+    g.mul_(inv_grad_scale);
   }
   // torch.optim.SGD with dampening 0; a zero momentum buffer makes the first step m = g, as the
   // buffer PyTorch creates from the first gradient.

@@ -19,6 +19,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "head/margin.h"
@@ -38,7 +41,7 @@ struct ClassifierOptions {
 };
 
 struct ClassifierStats {
-  double loss = 0;
+  at::Tensor loss;        // the global objective, a device scalar
   int64_t sampled = 0;    // classes scored on this rank this step
   int64_t positives = 0;  // distinct classes of the gathered batch held by this rank
 };
@@ -48,12 +51,15 @@ class ClassifierHead {
   ClassifierHead(const ClassifierOptions& options, comm::Communicator& comm);
   ~ClassifierHead();
 
-  // features [b, D] (the backbone's output, normalised here), labels [b]. Returns the global
+  // features [b, D] on comm.device() (the backbone's output, normalised here), labels [b] on the
+  // host (the sampling and the label columns are host-side; the device gets index tensors, without
+  // waiting). Weights, momentum and buffers live on comm.device(). Returns the global
   // objective (mean cross-entropy over the gathered batch) as a [1] tensor whose backward
   // reaches the features; the weight gradient goes to the head's own buffer, applied by step().
   at::Tensor forward(const at::Tensor& features, const at::Tensor& labels, ClassifierStats* stats);
-  // SGD (momentum, Nesterov, weight decay as torch.optim.SGD) on the rows the last forward used.
-  void step(double lr);
+  // SGD (momentum, Nesterov, weight decay as torch.optim.SGD) on the rows the last forward used;
+  // the weight gradient is first multiplied by inv_grad_scale (mixed precision's loss scale).
+  void step(double lr, double inv_grad_scale = 1.0);
 
   int64_t num_local() const { return num_local_; }
   int64_t class_start() const { return start_; }
@@ -66,6 +72,8 @@ class ClassifierHead {
   // Steps seen (Partial FC draws its sample from it); a resume sets it.
   int64_t steps() const { return step_count_; }
   void set_steps(int64_t steps) { step_count_ = steps; }
+  // The reused buffers (sampled rows and momentum, gradient, logits), once a forward made them.
+  std::vector<std::pair<std::string, at::Tensor>> workspaces() const;
   // Bytes of the head's tensors on this rank (weights, momentum, buffers).
   int64_t bytes() const;
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "comm/device.h"
 #include "common/error.h"
 #include "common/random.h"
 
@@ -91,7 +92,7 @@ Placement parse_placement(const std::string& name, int world) {
 }
 
 DynamicPool::DynamicPool(int64_t capacity, int64_t dim, int rank, int world, Placement placement,
-                         bool random_init, uint64_t seed)
+                         bool random_init, uint64_t seed, at::Device device)
     : capacity_(capacity),
       dim_(dim),
       rank_(rank),
@@ -132,6 +133,9 @@ DynamicPool::DynamicPool(int64_t capacity, int64_t dim, int rank, int world, Pla
         }
       }
     }
+  }
+  if (!device.is_cpu()) {
+    rows_ = rows_.to(device);
   }
   last_writer_.assign(static_cast<size_t>(rows_.size(0)) * 2, -1);
   refreshed_stamp_.assign(capacity, 0);
@@ -256,8 +260,8 @@ InsertStats DynamicPool::insert(const at::Tensor& labels, const at::Tensor& feat
   }
   if (!write_flat_.empty()) {
     at::Tensor flat_rows = rows_.view({-1, dim_});
-    const at::Tensor dst = at::tensor(write_flat_, at::kLong);
-    const at::Tensor src = at::tensor(write_src_, at::kLong);
+    const at::Tensor dst = comm::to_device(at::tensor(write_flat_, at::kLong), rows_.device());
+    const at::Tensor src = comm::to_device(at::tensor(write_src_, at::kLong), rows_.device());
     if (journal) {
       saved_index_ = dst;
       saved_rows_ = flat_rows.index_select(0, dst);

@@ -56,8 +56,9 @@ struct InsertStats {
 
 class DynamicPool {
  public:
+  // The rows live on `device`; the metadata (label map, LRU list, toggles) on the host.
   DynamicPool(int64_t capacity, int64_t dim, int rank, int world, Placement placement,
-              bool random_init, uint64_t seed);
+              bool random_init, uint64_t seed, at::Device device = at::kCPU);
 
   int64_t capacity() const { return capacity_; }
   int64_t dim() const { return dim_; }
@@ -66,12 +67,12 @@ class DynamicPool {
 
   // Slot of `label`, or -1 (fresh identity); does not change recency.
   int64_t lookup(int64_t label) const { return map_.find(label); }
-  // Labels [n] -> slots [n] (int64, -1 for absent).
+  // Labels [n] (host) -> slots [n] (host int64, -1 for absent).
   at::Tensor lookup(const at::Tensor& labels) const;
 
-  // Inserts the gathered gallery batch (labels [G] int64, features [G, D] float, L2-normalised)
-  // and writes the rows this rank stores. Fills `refreshed_slots` (slots hit while present, in
-  // first-hit order, no duplicates).
+  // Inserts the gathered gallery batch (labels [G] int64 on the host, features [G, D] float,
+  // L2-normalised, on the rows' device) and writes the rows this rank stores. Fills
+  // `refreshed_slots` (slots hit while present, in first-hit order, no duplicates).
   InsertStats insert(const at::Tensor& labels, const at::Tensor& features, bool journal,
                      std::vector<int64_t>& refreshed_slots);
   // Undoes everything since the last insert(journal = true).

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "comm/device.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "head/all_gather.h"
@@ -23,27 +24,34 @@ struct PassContext {
   at::Tensor fresh_weight;
   int64_t fresh_k = 0;
   int64_t valid = 0;       // local columns in use (a prefix)
-  at::Tensor ref_columns;  // local columns whose cos2 uses row 1
+  at::Tensor ref_columns;  // local columns whose cos2 uses row 1 (on the device)
+  int64_t num_ref = 0;     // their number (known on the host)
   at::Tensor cos1, cos2;   // workspaces [rows, valid]
   // Outputs.
   CeResult ce[2];
   FreshResult fresh[2];
 };
 
-// dJ_fresh/dp for one matrix: at each selected (row, column), u * W[column].
-void add_fresh_gradient(at::Tensor& grad, const FreshResult& fr, const at::Tensor& w0,
-                        const at::Tensor& w1_of_refreshed, const at::Tensor& is_refreshed) {
-  if (!fr.rows.defined() || fr.rows.numel() == 0) {
+// dJ_fresh/dp for one matrix: per row, the sum over its selected entries of u * W[column], where
+// W[column] is row `row_of_column` of the column's slot in the pool's flat [local_slots * 2, D]
+// view (row 0, or row 1 for cos2's refreshed slots). One embedding-bag pass: no [rows, k, D]
+// temporary, no copy of the pool's rows.
+void add_fresh_gradient(at::Tensor& grad, const FreshResult& fr, const at::Tensor& flat_rows,
+                        const at::Tensor& row_of_column) {
+  if (!fr.columns.defined() || fr.columns.numel() == 0) {
     return;
   }
-  at::Tensor w = w0.index_select(0, fr.columns);
-  if (is_refreshed.defined()) {
-    const at::Tensor use1 = is_refreshed.index_select(0, fr.columns);
-    if (use1.any().item<bool>()) {
-      w = at::where(use1.unsqueeze(1), w1_of_refreshed.index_select(0, fr.columns), w);
-    }
+  at::Tensor index = fr.columns * 2;
+  if (row_of_column.defined()) {
+    index.add_(row_of_column.index_select(0, fr.columns.reshape(-1)).view_as(index));
   }
-  grad.index_add_(0, fr.rows, w * fr.weights.unsqueeze(1));
+  const int64_t rows = index.size(0);
+  const int64_t k = index.size(1);
+  const at::Tensor offsets = at::arange(0, rows * k, k, index.options());
+  const auto bag = at::embedding_bag(flat_rows, index.reshape(-1), offsets,
+                                     /*scale_grad_by_freq=*/false, /*mode=sum*/ 0,
+                                     /*sparse=*/false, fr.weights.reshape(-1));
+  grad.add_(std::get<0>(bag));
 }
 
 struct FfcLoss : public torch::autograd::Function<FfcLoss> {
@@ -54,7 +62,7 @@ struct FfcLoss : public torch::autograd::Function<FfcLoss> {
     const int64_t dim = f.size(1);
     const at::Tensor& pool_rows = c.pool->rows();
     const at::Tensor w0 = pool_rows.narrow(0, 0, c.valid).select(1, 0);  // [valid, D], strided
-    const int64_t nref = c.ref_columns.numel();
+    const int64_t nref = c.num_ref;
     at::Tensor w1_ref, w0_ref;
     if (c.valid > 0) {
       at::mm_out(c.cos1, f, w0.t());
@@ -84,39 +92,36 @@ struct FfcLoss : public torch::autograd::Function<FfcLoss> {
       if (nref > 0) {
         grad_ce.addmm_(ref_part, w1_ref - w0_ref);
       }
-      at::Tensor is_refreshed;
-      at::Tensor w1_full;
+      const at::Tensor flat_rows = pool_rows.view({-1, dim});
+      at::Tensor row1_of_column;  // cos2: 1 for the refreshed columns, 0 elsewhere
       if (nref > 0) {
-        is_refreshed = at::zeros({c.valid}, at::kBool).index_fill_(0, c.ref_columns, true);
-        w1_full = pool_rows.narrow(0, 0, c.valid).select(1, 1);
+        row1_of_column =
+            at::zeros({c.valid}, c.ref_columns.options()).index_fill_(0, c.ref_columns, 1);
       }
-      add_fresh_gradient(grad_fresh, c.fresh[0], w0, w1_full, at::Tensor());
-      add_fresh_gradient(grad_fresh, c.fresh[1], w0, w1_full, is_refreshed);
+      add_fresh_gradient(grad_fresh, c.fresh[0], flat_rows, at::Tensor());
+      add_fresh_gradient(grad_fresh, c.fresh[1], flat_rows, row1_of_column);
     }
     ctx->saved_data["grad_ce"] = grad_ce;
     ctx->saved_data["grad_fresh"] = grad_fresh;
-    const double ce = c.ce[0].loss + c.ce[1].loss;
-    const double fresh = c.fresh[0].loss + c.fresh[1].loss;
-    return at::tensor({static_cast<float>(ce), static_cast<float>(fresh)}, f.options());
+    return at::stack({c.ce[0].loss + c.ce[1].loss, c.fresh[0].loss + c.fresh[1].loss});
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const at::Tensor g = grads[0].to(at::kFloat).cpu();
-    const double g_ce = g[0].item<double>();
-    const double g_fresh = g[1].item<double>();
-    at::Tensor grad = ctx->saved_data["grad_ce"].toTensor() * g_ce;
-    grad.add_(ctx->saved_data["grad_fresh"].toTensor(), g_fresh);
+    // Device arithmetic with the upstream gradient: reading it on the host would wait.
+    const at::Tensor g = grads[0].to(at::kFloat);
+    at::Tensor grad = ctx->saved_data["grad_ce"].toTensor() * g.select(0, 0);
+    grad.add_(ctx->saved_data["grad_fresh"].toTensor() * g.select(0, 1));
     return {grad, at::Tensor()};
   }
 };
 
 // Rank of each gathered row, from the per-rank row counts.
-at::Tensor rank_of_rows(const std::vector<int64_t>& counts) {
+std::vector<int64_t> rank_of_rows(const std::vector<int64_t>& counts) {
   std::vector<int64_t> r;
   for (size_t k = 0; k < counts.size(); ++k) {
     r.insert(r.end(), counts[k], static_cast<int64_t>(k));
   }
-  return at::tensor(r, at::kLong);
+  return r;
 }
 
 }  // namespace
@@ -136,13 +141,23 @@ void check_pool_size(int64_t pool_size, int64_t gallery_rows_per_rank, int world
 FfcHead::FfcHead(const FfcHeadOptions& options, comm::Communicator& comm)
     : options_(options),
       comm_(comm),
-      single_(comm::make_single_process_communicator()),
+      single_(comm::make_single_process_communicator(comm.device())),
       pool_(options.pool_size, options.dim, comm.rank(), comm.size(), options.placement,
-            options.random_init, options.seed) {
+            options.random_init, options.seed, comm.device()) {
   FFC_CHECK(options.fresh_k >= 1, "fresh_k must be >= 1");
 }
 
 FfcHead::~FfcHead() = default;
+
+std::vector<std::pair<std::string, at::Tensor>> FfcHead::workspaces() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (int i = 0; i < 2; ++i) {
+    if (buffers_[i].defined()) {
+      out.emplace_back("head/logits" + std::to_string(i + 1), buffers_[i]);
+    }
+  }
+  return out;
+}
 
 at::Tensor FfcHead::logits_buffer(int which, int64_t rows, int64_t cols) {
   at::Tensor& buf = buffers_[which];
@@ -150,7 +165,7 @@ at::Tensor FfcHead::logits_buffer(int which, int64_t rows, int64_t cols) {
   if (!buf.defined() || buf.numel() < need) {
     // Sized for every slot this rank stores, so it is allocated (and touched) once, at the
     // first pass, not again as the pool fills.
-    buf = at::zeros({need}, at::kFloat);
+    buf = at::zeros({need}, at::TensorOptions().dtype(at::kFloat).device(comm_.device()));
   }
   return buf.narrow(0, 0, rows * cols).view({rows, cols});
 }
@@ -160,69 +175,80 @@ at::Tensor FfcHead::pass(const at::Tensor& probe, const at::Tensor& probe_labels
                          FfcPassStats* stats) {
   const int world = comm_.size();
   const bool sharded = pool_.placement() == Placement::kSharded;
+  const at::Device device = comm_.device();
+  comm::Communicator& host = comm_.host();  // labels and counts: host-side bookkeeping
 
-  // 1. Gallery: gather and insert.
+  // 1. Gallery: gather (features on the device, labels on the host) and insert.
   const at::Tensor g_all = comm::all_gather_v(comm_, gallery.detach().contiguous());
-  const at::Tensor gl_all = comm::all_gather_v(comm_, gallery_labels.to(at::kLong).contiguous());
+  const at::Tensor gl_all = comm::all_gather_v(host, gallery_labels.to(at::kLong).contiguous());
   FFC_CHECK(g_all.size(0) <= pool_.capacity(),
             "a gathered gallery batch of " + std::to_string(g_all.size(0)) +
                 " rows exceeds the pool of " + std::to_string(pool_.capacity()) + " slots");
   const InsertStats inserted = pool_.insert(gl_all, g_all, rollback, refreshed_);
 
-  // 2. Probes: gathered (sharded) or local (replicated), and their slots.
+  // 2. Probes: gathered (sharded) or local (replicated), and their slots (on the host).
   at::Tensor p_all = probe;
-  at::Tensor pl_all = probe_labels.to(at::kLong);
-  at::Tensor row_rank = at::full({probe.size(0)}, comm_.rank(), at::kLong);
+  at::Tensor pl_all = probe_labels.to(at::kLong).contiguous();
+  std::vector<int64_t> row_rank(static_cast<size_t>(probe.size(0)), comm_.rank());
   comm::Communicator* softmax_comm = single_.get();
   if (sharded) {
     const std::vector<int64_t> counts = comm::all_gather_counts(comm_, probe.size(0));
     p_all = all_gather_rows(probe, comm_, counts);
-    pl_all = comm::all_gather_v(comm_, pl_all.contiguous());
+    pl_all = comm::all_gather_v(host, pl_all);
     row_rank = rank_of_rows(counts);
     softmax_comm = &comm_;
   }
   const at::Tensor slots = pool_.lookup(pl_all);
-  const at::Tensor positive = slots >= 0;
+  const int64_t* s = slots.data_ptr<int64_t>();
+  const int64_t rows = slots.numel();
 
   // Per-sample weights: the mean over each rank's positives (fresh probes), averaged over ranks.
-  const at::Tensor pos_per_rank =
-      at::zeros({world}, at::kLong).index_add_(0, row_rank, positive.to(at::kLong));
-  const at::Tensor fresh_per_rank =
-      at::zeros({world}, at::kLong).index_add_(0, row_rank, (~positive).to(at::kLong));
-  if (!sharded) {
-    // Each rank only sees its own probes; the counts of the others do not enter its terms.
-    pos_per_rank.fill_(positive.sum().item<int64_t>());
-    fresh_per_rank.fill_((~positive).sum().item<int64_t>());
+  // Replicated ranks only see their own probes; the counts of the others do not enter their terms.
+  std::vector<int64_t> pos_per_rank(static_cast<size_t>(world), 0);
+  std::vector<int64_t> fresh_per_rank(static_cast<size_t>(world), 0);
+  int64_t positives = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int r = sharded ? static_cast<int>(row_rank[i]) : 0;
+    ++(s[i] >= 0 ? pos_per_rank : fresh_per_rank)[r];
+    positives += s[i] >= 0 ? 1 : 0;
   }
-  const at::Tensor npos = pos_per_rank.index_select(0, row_rank).to(at::kFloat);
-  const at::Tensor nfresh = fresh_per_rank.index_select(0, row_rank).to(at::kFloat);
-  PassContext c;
-  c.comm = softmax_comm;
-  c.pool = &pool_;
-  c.margin = &options_.margin;
-  c.fresh_k = options_.fresh_k;
-  c.targets.weight = at::where(positive, 1.0 / (npos.clamp_min(1) * world), at::zeros_like(npos));
-  c.fresh_weight =
-      at::where(positive, at::zeros_like(nfresh),
-                options_.fresh_weight / (nfresh.clamp_min(1) * world * options_.fresh_k));
-  // Local column of each positive probe's slot on this rank, else -1.
-  std::vector<int64_t> column(static_cast<size_t>(slots.numel()), -1);
-  const int64_t* s = slots.data_ptr<int64_t>();
-  for (int64_t i = 0; i < slots.numel(); ++i) {
-    if (s[i] >= 0 && pool_.stores(s[i])) {
+  std::vector<float> ce_weight(static_cast<size_t>(rows));
+  std::vector<float> fresh_weight(static_cast<size_t>(rows));
+  std::vector<int64_t> column(static_cast<size_t>(rows), -1);
+  for (int64_t i = 0; i < rows; ++i) {
+    const int r = sharded ? static_cast<int>(row_rank[i]) : 0;
+    const bool pos = s[i] >= 0;
+    ce_weight[i] =
+        pos ? static_cast<float>(
+                  1.0 / (static_cast<double>(std::max<int64_t>(pos_per_rank[r], 1)) * world))
+            : 0.0f;
+    fresh_weight[i] =
+        pos ? 0.0f
+            : static_cast<float>(options_.fresh_weight /
+                                 (static_cast<double>(std::max<int64_t>(fresh_per_rank[r], 1)) *
+                                  world * options_.fresh_k));
+    // Local column of each positive probe's slot on this rank, else -1.
+    if (pos && pool_.stores(s[i])) {
       column[i] = pool_.local_index(s[i]);
     }
   }
-  c.targets.column = at::tensor(column, at::kLong);
-  c.valid = pool_.local_valid();
   std::vector<int64_t> ref;
   for (int64_t slot : refreshed_) {
     if (pool_.stores(slot)) {
       ref.push_back(pool_.local_index(slot));
     }
   }
-  c.ref_columns = at::tensor(ref, at::kLong);
-  const int64_t rows = p_all.size(0);
+  PassContext c;
+  c.comm = softmax_comm;
+  c.pool = &pool_;
+  c.margin = &options_.margin;
+  c.fresh_k = options_.fresh_k;
+  c.targets.weight = comm::to_device(at::tensor(ce_weight, at::kFloat), device);
+  c.fresh_weight = comm::to_device(at::tensor(fresh_weight, at::kFloat), device);
+  c.targets.column = comm::to_device(at::tensor(column, at::kLong), device);
+  c.valid = pool_.local_valid();
+  c.num_ref = static_cast<int64_t>(ref.size());
+  c.ref_columns = comm::to_device(at::tensor(ref, at::kLong), device);
   c.cos1 = logits_buffer(0, rows, c.valid);
   c.cos2 = logits_buffer(1, rows, c.valid);
 
@@ -230,20 +256,20 @@ at::Tensor FfcHead::pass(const at::Tensor& probe, const at::Tensor& probe_labels
 
   if (stats != nullptr) {
     // Global figures: sharded ranks already hold them; replicated ranks add up their shares.
-    at::Tensor t = at::tensor({c.ce[0].loss + c.ce[1].loss, c.fresh[0].loss + c.fresh[1].loss,
-                               positive.sum().item<double>(), (~positive).sum().item<double>(),
-                               c.ce[0].mean_target * static_cast<double>(c.ce[0].samples)},
-                              at::kDouble);
+    int64_t counts[2] = {positives, rows - positives};
+    at::Tensor figures = at::stack({c.ce[0].loss + c.ce[1].loss, c.fresh[0].loss + c.fresh[1].loss,
+                                    c.ce[0].mean_target * static_cast<float>(positives)})
+                             .detach();
     if (!sharded) {
-      comm_.all_reduce(t, comm::ReduceOp::kSum);
+      at::Tensor n = at::from_blob(counts, {2}, at::kLong);
+      host.all_reduce(n, comm::ReduceOp::kSum);
+      comm_.all_reduce(figures, comm::ReduceOp::kSum);
     }
-    const double* v = t.data_ptr<double>();
-    stats->ce = v[0];
-    stats->fresh = v[1];
-    stats->positives = static_cast<int64_t>(v[2]);
-    stats->fresh_samples = static_cast<int64_t>(v[3]);
-    stats->mean_target_cos =
-        stats->positives > 0 ? v[4] / static_cast<double>(stats->positives) : 0.0;
+    stats->ce = figures[0];
+    stats->fresh = figures[1];
+    stats->positives = counts[0];
+    stats->fresh_samples = counts[1];
+    stats->mean_target_cos = figures[2] / static_cast<float>(std::max<int64_t>(counts[0], 1));
     stats->insert = inserted;
   }
   if (rollback) {

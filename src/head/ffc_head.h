@@ -18,10 +18,17 @@
 // The returned loss is [2]: (CE part, fresh part), the same on every rank; its gradient reaches
 // each rank's own probes through the all-gather's reduce-scatter: backbone gradients are then
 // summed over ranks (GradientAllReducer in sum mode).
+//
+// Devices: the pool's rows, the logits buffers and every tensor of the loss live on
+// comm.device(); labels arrive on the host and stay there (the pool's LRU metadata is host-side
+// by design). Per pass the device receives only small index and weight tensors, asynchronously,
+// and nothing waits for the device.
 
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -41,12 +48,13 @@ struct FfcHeadOptions {
   uint64_t seed = 0;
 };
 
+// Figures of one pass: host counts, and device scalars the trainer reads every `frequent` steps.
 struct FfcPassStats {
-  double ce = 0;
-  double fresh = 0;
-  int64_t positives = 0;      // probes found in the pool (all ranks)
-  int64_t fresh_samples = 0;  // probes not in the pool (all ranks)
-  double mean_target_cos = 0;
+  at::Tensor ce;               // the CE part of the loss (all ranks)
+  at::Tensor fresh;            // the fresh part
+  at::Tensor mean_target_cos;  // mean target cosine of the positives
+  int64_t positives = 0;       // probes found in the pool (all ranks)
+  int64_t fresh_samples = 0;   // probes not in the pool (all ranks)
   InsertStats insert;
   int64_t pool_filled = 0;
 };
@@ -56,10 +64,13 @@ class FfcHead {
   FfcHead(const FfcHeadOptions& options, comm::Communicator& comm);
   ~FfcHead();
 
+  // probe and gallery on comm.device(); their labels on the host.
   at::Tensor pass(const at::Tensor& probe, const at::Tensor& probe_labels,
                   const at::Tensor& gallery, const at::Tensor& gallery_labels, bool rollback,
                   FfcPassStats* stats);
 
+  // The logits buffers, once a pass made them.
+  std::vector<std::pair<std::string, at::Tensor>> workspaces() const;
   DynamicPool& pool() { return pool_; }
   const DynamicPool& pool() const { return pool_; }
   const FfcHeadOptions& options() const { return options_; }

@@ -12,6 +12,10 @@
 // The objective is a weighted sum over samples, the same value on every rank:
 //   J_ce    = sum_i w_i * CE_i,     CE_i = -log softmax(s * margin(cos_i))[y_i]
 //   J_fresh = sum_i u_i * sum_{k largest cos_ij over all ranks' columns} max(0, cos_ij)
+//
+// Devices: every tensor lives on the device of `cos` (the communicator's), and nothing here waits
+// for the device: rows are selected by masks, never by nonzero() or a value read on the host, and
+// the results are device scalars that the trainer reads every `frequent` steps.
 
 #include <ATen/core/Tensor.h>
 
@@ -22,32 +26,34 @@
 
 namespace ffc::head {
 
-// Per gathered sample, identical on every rank.
+// Per gathered sample, identical on every rank, on the device of the cosines.
 struct CeTargets {
   at::Tensor column;  // int64 [rows]: the sample's class among THIS rank's columns, -1 if not here
   at::Tensor weight;  // float [rows]: w_i, 0 for samples without a CE term
 };
 
+// Device scalars (0-d float32).
 struct CeResult {
-  double loss = 0;         // J_ce
-  int64_t samples = 0;     // rows with w_i > 0
-  double mean_target = 0;  // mean target cosine of those rows (before the margin), a health metric
+  at::Tensor loss;         // J_ce
+  at::Tensor mean_target;  // mean target cosine of the CE rows (before the margin), a health metric
 };
 
 // On entry `cos` holds cosines [rows, cols] (cols may be 0 on a rank without classes). On return
 // it holds dJ_ce/dcos: softmax - one-hot, times w_i, scale and the margin's derivative (and the
-// sv re-weighting's). Every CE row's class must be a column of exactly one rank. Collective: every
-// rank calls it with the same rows, targets and weights.
+// sv re-weighting's); rows without a CE term hold zeros. Every CE row's class must be a column of
+// exactly one rank. Collective: every rank calls it with the same rows, targets and weights.
+// The softmax subtracts every row's real maximum over all ranks' columns, also in rows without a
+// CE term, so no exponential overflows at any scale.
 CeResult softmax_ce_(at::Tensor& cos, const CeTargets& targets, const MarginSpec& margin,
                      comm::Communicator& comm);
 
 // The fresh-identity term. Reads `cos` (it must still hold raw cosines) for rows with u_i > 0.
 struct FreshResult {
-  double loss = 0;      // J_fresh
-  int64_t samples = 0;  // rows with u_i > 0
-  // The selected (row, column) entries of THIS rank's columns with cos > 0, and their weight
-  // u_i: dJ_fresh/dcos is u_i at those entries, 0 elsewhere.
-  at::Tensor rows, columns, weights;
+  at::Tensor loss;  // J_fresh, a device scalar
+  // Per row, k entries [rows, k]: a column of THIS rank (0 where unused) and its weight,
+  // u_i where the entry is among the row's global k best, held here and cos > 0, else 0:
+  // dJ_fresh/dcos[i, columns[i, j]] = weights[i, j] (undefined when k or the rows are 0).
+  at::Tensor columns, weights;
 };
 FreshResult fresh_topk(const at::Tensor& cos, const at::Tensor& fresh_weight, int64_t k,
                        comm::Communicator& comm);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "comm/device.h"
 #include "common/error.h"
 #include "common/random.h"
 
@@ -21,23 +22,30 @@ VfcHead::VfcHead(const VfcOptions& options, comm::Communicator& comm)
   for (int64_t i = 0; i < weight_.numel(); ++i) {
     w[i] = static_cast<float>((2 * rng.uniform() - 1) * a);
   }
+  weight_ = weight_.to(comm.device());
   weight_.set_requires_grad(true);
-  saved_ = at::zeros({options.rows, options.dim}, at::kFloat);
+  saved_ = at::zeros({options.rows, options.dim}, weight_.options().requires_grad(false));
 }
 
 at::Tensor VfcHead::forward(const at::Tensor& features, const at::Tensor& labels, VfcStats* stats) {
   const int64_t m = options_.rows;
+  const at::Device device = weight_.device();
+  auto upload = [&](const std::vector<int64_t>& v) {
+    return comm::to_device(at::tensor(v, at::kLong), device);
+  };
   {
     at::NoGradGuard no_grad;
     // 1. Give back the rows borrowed last step.
-    for (int64_t r : borrowed_) {
-      weight_[r].copy_(saved_[r]);
+    if (!borrowed_.empty()) {
+      const at::Tensor b = upload(borrowed_);
+      weight_.index_copy_(0, b, saved_.index_select(0, b));
     }
     borrowed_.clear();
   }
-  // 2. Identities of the gathered batch: their rows and the detached sums of their features.
+  // 2. Identities of the gathered batch (labels on the host): their rows and the detached sums of
+  // their features (on the device).
   const at::Tensor f_all = comm::all_gather_v(comm_, features.detach().contiguous());
-  const at::Tensor l_all = comm::all_gather_v(comm_, labels.to(at::kLong).contiguous());
+  const at::Tensor l_all = comm::all_gather_v(comm_.host(), labels.to(at::kLong).contiguous());
   std::map<int64_t, int64_t> row_of;  // label -> row, ascending labels
   const int64_t* l = l_all.data_ptr<int64_t>();
   for (int64_t i = 0; i < l_all.numel(); ++i) {
@@ -68,21 +76,25 @@ at::Tensor VfcHead::forward(const at::Tensor& features, const at::Tensor& labels
   }
   {
     at::NoGradGuard no_grad;
-    for (int64_t r : borrowed_) {
-      saved_[r].copy_(weight_[r]);
+    if (!borrowed_.empty()) {
+      const at::Tensor b = upload(borrowed_);
+      saved_.index_copy_(0, b, weight_.index_select(0, b));
     }
-    std::vector<int64_t> target_rows(static_cast<size_t>(l_all.numel()));
-    for (int64_t i = 0; i < l_all.numel(); ++i) {
-      target_rows[i] = row_of[l[i]];
-    }
-    const at::Tensor rows = at::tensor(target_rows, at::kLong);
-    at::Tensor sums = at::zeros({m, options_.dim}, at::kFloat).index_add_(0, rows, f_all);
+    // Rows touched, in ascending label order, and each sample's position among them.
     std::vector<int64_t> touched;
+    std::map<int64_t, int64_t> position;  // label -> position in touched
     for (const auto& [label, row] : row_of) {
+      position.emplace(label, static_cast<int64_t>(touched.size()));
       touched.push_back(row);
     }
-    const at::Tensor t = at::tensor(touched, at::kLong);
-    weight_.index_copy_(0, t, sums.index_select(0, t));
+    std::vector<int64_t> sample_position(static_cast<size_t>(l_all.numel()));
+    for (int64_t i = 0; i < l_all.numel(); ++i) {
+      sample_position[i] = position[l[i]];
+    }
+    at::Tensor sums =
+        at::zeros({static_cast<int64_t>(touched.size()), options_.dim}, f_all.options())
+            .index_add_(0, upload(sample_position), f_all);
+    weight_.index_copy_(0, upload(touched), sums);
   }
   // 3. ArcFace over all rows for this rank's samples.
   std::vector<int64_t> mine(static_cast<size_t>(labels.size(0)));
@@ -90,7 +102,7 @@ at::Tensor VfcHead::forward(const at::Tensor& features, const at::Tensor& labels
   for (int64_t i = 0; i < local.numel(); ++i) {
     mine[i] = row_of[local.data_ptr<int64_t>()[i]];
   }
-  const at::Tensor target = at::tensor(mine, at::kLong).unsqueeze(1);
+  const at::Tensor target = upload(mine).unsqueeze(1);
   const at::Tensor fn = features / features.norm(2, 1, true).clamp_min(1e-12);
   const at::Tensor wn = weight_ / weight_.norm(2, 1, true).clamp_min(1e-12);
   const at::Tensor cos = at::mm(fn, wn.t());
@@ -101,7 +113,9 @@ at::Tensor VfcHead::forward(const at::Tensor& features, const at::Tensor& labels
   const at::Tensor ce = -at::log_softmax(logits, 1).gather(1, target).mean();
   const at::Tensor share = ce / static_cast<double>(comm_.size());
   if (stats != nullptr) {
-    stats->loss = comm::all_reduce_scalar(comm_, share.item<double>(), comm::ReduceOp::kSum);
+    at::Tensor total = share.detach().clone();
+    comm_.all_reduce(total, comm::ReduceOp::kSum);
+    stats->loss = total;
     stats->identities = static_cast<int64_t>(row_of.size());
     stats->collisions = static_cast<int64_t>(deferred.size());
   }

@@ -32,7 +32,7 @@ struct VfcOptions {
 };
 
 struct VfcStats {
-  double loss = 0;         // the global objective
+  at::Tensor loss;         // the global objective, a device scalar
   int64_t identities = 0;  // distinct identities in the gathered batch
   int64_t collisions = 0;  // of those, how many borrowed a row
 };
@@ -40,6 +40,7 @@ struct VfcStats {
 class VfcHead {
  public:
   VfcHead(const VfcOptions& options, comm::Communicator& comm);
+  // features on comm.device() (where the rows live), labels on the host.
   at::Tensor forward(const at::Tensor& features, const at::Tensor& labels, VfcStats* stats);
   // The virtual rows: a parameter for the trainer's optimiser (gradients summed over ranks).
   at::Tensor& weight() { return weight_; }

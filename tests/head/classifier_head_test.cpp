@@ -95,7 +95,7 @@ void check_against_reference(bool partial) {
   const at::Tensor loss = head.forward(f, labels_of(rank, 0), &stats);
   loss.sum().backward();
   const Reference ref = reference(p, 0);
-  EXPECT_NEAR(stats.loss, ref.loss, 1e-5 * ref.loss);
+  EXPECT_NEAR(stats.loss.item<double>(), ref.loss, 1e-5 * ref.loss);
   EXPECT_NEAR(loss.item<double>(), ref.loss, 1e-4 * ref.loss);
   EXPECT_TRUE(at::allclose(f.grad().to(at::kDouble),
                            ref.grad_features.narrow(0, rank * kRows, kRows), 1e-4, 1e-6));
