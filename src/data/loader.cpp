@@ -14,9 +14,11 @@ Loader::Loader(std::shared_ptr<const ImageSource> source,
   const int64_t size = source_->image_size();
   auto image_options = at::TensorOptions().dtype(at::kFloat);
   auto label_options = at::TensorOptions().dtype(at::kLong);
-  if (options_.pin_memory && at::hasCUDA()) {
+  if (!options_.device.is_cpu()) {
+    // Page-locked, so that the copies to the device are asynchronous DMA.
     image_options = image_options.pinned_memory(true);
-    label_options = label_options.pinned_memory(true);
+    stager_ =
+        make_device_stager(options_.device, options_.prefetch + 1, planner_->view_rows(), size);
   }
   slots_.resize(options_.prefetch + 1);
   for (auto& slot : slots_) {
@@ -74,12 +76,13 @@ const Batch& Loader::get(int64_t step) {
   } else if (step != base_) {
     restart(lock, step);
   }
-  Slot& slot = slots_[step % static_cast<int64_t>(slots_.size())];
+  const auto index = static_cast<int>(step % static_cast<int64_t>(slots_.size()));
+  Slot& slot = slots_[index];
   ready_cv_.wait(lock, [&] { return slot.step == step && slot.ready; });
   if (slot.error) {
     std::rethrow_exception(slot.error);
   }
-  return slot.batch;
+  return stager_ ? stager_->stage(slot.batch, index) : slot.batch;
 }
 
 void Loader::worker_main(int /*worker*/) {
@@ -95,7 +98,8 @@ void Loader::worker_main(int /*worker*/) {
     }
     const int64_t step = next_to_schedule_++;
     const uint64_t generation = generation_;
-    Slot& slot = slots_[step % nslots];
+    const auto index = static_cast<int>(step % nslots);
+    Slot& slot = slots_[index];
     slot.step = step;
     slot.ready = false;
     slot.claimed = true;
@@ -104,6 +108,9 @@ void Loader::worker_main(int /*worker*/) {
 
     std::exception_ptr error;
     try {
+      if (stager_) {
+        stager_->wait_host_slot(index);  // the copy of its previous batch may be in flight
+      }
       if (!reader) {
         reader = source_->make_reader();
         const size_t s = static_cast<size_t>(source_->image_size());
@@ -163,5 +170,14 @@ void Loader::fill(Slot& slot, int64_t step, ImageReader& reader, std::vector<uin
     }
   }
 }
+
+#if !defined(FFC_TORCH_HAS_CUDA)
+std::unique_ptr<DeviceStager> make_device_stager(at::Device device, int /*host_slots*/,
+                                                 const std::vector<int64_t>& /*view_rows*/,
+                                                 int64_t /*image_size*/) {
+  throw Error("the loader cannot hand batches to " + device.str() +
+              ": this ffc was built with a LibTorch without CUDA (docs/gpu.md)");
+}
+#endif
 
 }  // namespace ffc::data

@@ -4,6 +4,12 @@
 // preallocated batch tensors. A bounded number of batches is prepared ahead; nothing is allocated
 // per sample or per step once the first batches have been made (readers reuse their buffers).
 // Batches are deterministic: a batch depends only on its step number, not on thread timing.
+//
+// On a GPU (LoaderOptions::device) the host slots are page-locked and get() hands out the images
+// on the device: copied asynchronously on a copy stream into one of two device buffers, the
+// compute stream waiting for the copy by an event, so the copy of step s overlaps the compute of
+// step s - 1 and the host never waits. A worker refills a host slot only once the copy that
+// reads it has completed (a per-slot event). Labels stay on the host (host-side bookkeeping).
 
 #include <ATen/core/Tensor.h>
 
@@ -21,17 +27,33 @@
 namespace ffc::data {
 
 struct LoaderOptions {
-  int threads = 2;          // worker threads (config num_workers)
-  int prefetch = 2;         // batches prepared ahead of the one being consumed
-  bool pin_memory = false;  // page-locked host tensors, for asynchronous copies to a GPU
+  int threads = 2;               // worker threads (config num_workers)
+  int prefetch = 2;              // batches prepared ahead of the one being consumed
+  at::Device device = at::kCPU;  // where get() hands out the images (comm.device())
 };
 
-// One step's data: per view, images [rows, 3, S, S] float32 and labels [rows] int64.
+// One step's data: per view, images [rows, 3, S, S] float32 (on the loader's device) and labels
+// [rows] int64 (on the host).
 struct Batch {
   int64_t step = -1;
   std::vector<at::Tensor> images;
   std::vector<at::Tensor> labels;
 };
+
+// Moves host batches to a device (data/device_stager_cuda.cpp); see the header comment.
+class DeviceStager {
+ public:
+  virtual ~DeviceStager() = default;
+  // Enqueues the copy of host slot `slot`'s images and returns the batch with its images on the
+  // device (the compute stream waits for them) and the host's labels; valid until the next call.
+  virtual const Batch& stage(const Batch& host, int slot) = 0;
+  // Blocks until no copy reads host slot `slot` any more (a worker calls it before refilling).
+  virtual void wait_host_slot(int slot) = 0;
+};
+// Throws ffc::Error when this build cannot reach `device` (a LibTorch without CUDA).
+std::unique_ptr<DeviceStager> make_device_stager(at::Device device, int host_slots,
+                                                 const std::vector<int64_t>& view_rows,
+                                                 int64_t image_size);
 
 class Loader {
  public:
@@ -63,6 +85,7 @@ class Loader {
   std::shared_ptr<const ImageSource> source_;
   std::shared_ptr<const BatchPlanner> planner_;
   LoaderOptions options_;
+  std::unique_ptr<DeviceStager> stager_;  // null on the CPU
   std::vector<Slot> slots_;
   std::vector<std::thread> workers_;
   std::mutex mutex_;
