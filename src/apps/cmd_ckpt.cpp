@@ -62,15 +62,27 @@ bool is_state(const std::string& name) {
 }
 
 // Max |a - b| over a dataset present in both, read in row blocks.
-double max_abs_diff(const ckpt::CheckpointReader& a, const ckpt::CheckpointReader& b,
-                    const std::string& name) {
+// The largest |a - b| of a dataset, and the largest excess |a - b| - rtol * |b| over it.
+struct Difference {
+  double abs = 0;
+  double excess = 0;
+};
+
+Difference max_abs_diff(const ckpt::CheckpointReader& a, const ckpt::CheckpointReader& b,
+                        const std::string& name, double rtol) {
+  auto measure = [rtol](const at::Tensor& x, const at::Tensor& y, Difference& out) {
+    const at::Tensor d = (x - y).abs();
+    out.abs = std::max(out.abs, d.max().item<double>());
+    out.excess = std::max(out.excess, (d - rtol * y.abs()).max().item<double>());
+  };
+  Difference worst;
   const std::vector<int64_t> d = a.dims(name);
   if (d.empty()) {
-    return (a.read(name).to(at::kDouble) - b.read(name).to(at::kDouble)).abs().item<double>();
+    measure(a.read(name).to(at::kDouble), b.read(name).to(at::kDouble), worst);
+    return worst;
   }
   const int64_t row = std::max<int64_t>(1, elements(d) / std::max<int64_t>(d[0], 1));
   const int64_t block = std::max<int64_t>(1, (int64_t{2} << 20) / row);
-  double worst = 0;
   std::vector<int64_t> shape = d;
   for (int64_t first = 0; first < d[0]; first += block) {
     shape[0] = std::min(block, d[0] - first);
@@ -79,7 +91,7 @@ double max_abs_diff(const ckpt::CheckpointReader& a, const ckpt::CheckpointReade
     a.read_rows_into(name, x, first);
     b.read_rows_into(name, y, first);
     if (x.numel() > 0) {
-      worst = std::max(worst, (x - y).abs().max().item<double>());
+      measure(x, y, worst);
     }
   }
   return worst;
@@ -92,10 +104,26 @@ int run_ckpt_info(const CkptCommand& cmd) {
   nlohmann::ordered_json j;
   j["path"] = cmd.path;
   j["file_bytes"] = std::filesystem::file_size(cmd.path);
-  for (const char* key :
-       {"format", "format_version", "step", "epoch", "method", "world_size", "network",
-        "embedding_size", "image_size", "num_classes", "pool_size", "vfc_rows", "steps_per_epoch",
-        "items_per_step", "seed", "ffc_version", "git_revision", "saved_at"}) {
+  for (const char* key : {"format",
+                          "format_version",
+                          "step",
+                          "epoch",
+                          "method",
+                          "world_size",
+                          "network",
+                          "embedding_size",
+                          "image_size",
+                          "num_classes",
+                          "pool_size",
+                          "vfc_rows",
+                          "steps_per_epoch",
+                          "items_per_step",
+                          "seed",
+                          "loss_scale",
+                          "loss_scale_growth_tracker",
+                          "ffc_version",
+                          "git_revision",
+                          "saved_at"}) {
     if (r.has_attribute(key)) {
       const auto v = r.attribute(key);
       if (const auto* i = std::get_if<int64_t>(&v)) {
@@ -193,21 +221,23 @@ int run_ckpt_diff(const CkptCommand& cmd) {
       ++differing;
       continue;
     }
-    const double diff = max_abs_diff(a, b, name);
+    const Difference diff = max_abs_diff(a, b, name, cmd.rtol);
     ++compared;
-    if (diff > worst) {
-      worst = diff;
+    if (diff.abs > worst) {
+      worst = diff.abs;
       worst_name = name;
     }
-    if (diff > cmd.atol || cmd.verbose) {
-      std::cout << name << ": max abs diff " << diff << "\n";
+    const bool differs = diff.excess > cmd.atol;
+    if (differs || cmd.verbose) {
+      std::cout << name << ": max abs diff " << diff.abs << "\n";
     }
-    if (diff > cmd.atol) {
+    if (differs) {
       ++differing;
     }
   }
   std::cout << "compared " << compared << " tensors: " << differing << " differ beyond atol "
-            << cmd.atol << "; largest difference " << worst
+            << cmd.atol << (cmd.rtol > 0 ? " + rtol " + std::to_string(cmd.rtol) + " |b|" : "")
+            << "; largest difference " << worst
             << (worst_name.empty() ? "" : " (" + worst_name + ")") << "\n";
   return differing == 0 ? kExitOk : kExitFailure;
 }

@@ -53,6 +53,7 @@ struct CkptCommand {
   std::string out;    // export: the backbone file
   std::string net = "probe";
   double atol = 0.0;
+  double rtol = 0.0;
   bool json = false;
   bool all = false;
   bool verbose = false;

@@ -27,8 +27,13 @@ int report(const char* kind, const std::string& what, int code) {
 
 int guarded_main(const std::function<int()>& body) {
   int code = kExitOk;
+  bool agreed = false;
   try {
     code = body();
+  } catch (const AgreedError& e) {
+    // Every rank stops here together: rank 0 says why, and nobody needs to be aborted.
+    agreed = true;
+    code = process_rank() == 0 ? report("", e.what(), kExitFailure) : kExitFailure;
   } catch (const ConfigError& e) {
     code = report("configuration error: ", e.what(), kExitUsage);
   } catch (const Error& e) {
@@ -38,7 +43,7 @@ int guarded_main(const std::function<int()>& body) {
   } catch (...) {
     code = report("unexpected error of unknown type", "", kExitFailure);
   }
-  if (code != kExitOk && code != kExitSavedOnSignal && comm::mpi_initialized() &&
+  if (code != kExitOk && code != kExitSavedOnSignal && !agreed && comm::mpi_initialized() &&
       process_size() > 1) {
     comm::abort_job(code);
   }
@@ -54,7 +59,9 @@ Session start_session(const Config& config, comm::Backend backend) {
     comm::init_mpi(nullptr, nullptr);
   }
   Session s;
-  s.comm = comm::make_world_communicator(backend);
+  comm::CommOptions options;
+  options.nccl_timeout_seconds = config.nccl_timeout;
+  s.comm = comm::make_world_communicator(backend, options);
   comm::check_world_matches_slurm(slurm_ranks, s.comm->size());
   set_process_identity(s.comm->rank(), s.comm->size());
   init_logging(s.comm->rank(), s.comm->size(), config.log_level);

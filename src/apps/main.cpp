@@ -183,6 +183,10 @@ void add_ckpt_commands(CLI::App& app, Action& action) {
   sub->add_option("a", diff->path, "First checkpoint")->required();
   sub->add_option("b", diff->other, "Second checkpoint")->required();
   sub->add_option("--atol", diff->atol, "Tolerated absolute difference")->capture_default_str();
+  sub->add_option("--rtol", diff->rtol,
+                  "Tolerated difference relative to the second file's values (|a - b| <= atol + "
+                  "rtol |b|)")
+      ->capture_default_str();
   sub->add_flag("--all", diff->all, "Also the configuration and metrics datasets");
   sub->add_flag("--verbose", diff->verbose, "A line for every tensor, not only those that differ");
   sub->callback([&action, diff] { action = [diff] { return run_ckpt_diff(*diff); }; });

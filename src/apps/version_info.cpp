@@ -1,8 +1,10 @@
 #include "apps/version_info.h"
 
+#include <ATen/Context.h>
 #include <hdf5.h>
 #include <torch/version.h>
 
+#include "comm/device.h"
 #include "comm/runtime.h"
 #include "common/version.h"
 
@@ -26,6 +28,13 @@ std::string version_report() {
   out += " (serial)\n";
 #endif
   out += "NCCL/CUDA: " + comm::nccl_version() + "\n";
+  const int64_t gpus = at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0;
+  out += "CUDA devices usable by LibTorch: " + std::to_string(gpus);
+  for (int64_t d = 0; d < gpus; ++d) {
+    out += (d == 0 ? " (" : "; ") +
+           comm::describe_device(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(d)));
+  }
+  out += gpus > 0 ? ")\n" : "\n";
   out += "compiler: GCC " + std::string(__VERSION__) + ", C++" +
          std::to_string(__cplusplus / 100 % 100);
   return out;

@@ -202,18 +202,31 @@ KeySpec string_key(const char* name, std::string Config::*member, bool allow_emp
           [member](const Config& c) { return quote(c.*member); }};
 }
 
+// `aliases` map other spellings to a choice (e.g. bf16 -> bfloat16); the choice is stored.
 KeySpec choice_key(const char* name, std::string Config::*member, std::vector<std::string> choices,
-                   const char* doc) {
+                   const char* doc, std::vector<std::pair<std::string, std::string>> aliases = {}) {
   std::string allowed = "one of";
   for (const auto& ch : choices) {
     allowed += " " + ch;
+  }
+  if (!aliases.empty()) {
+    allowed += " (or";
+    for (const auto& [alias, choice] : aliases) {
+      allowed += " " + alias;
+    }
+    allowed += ")";
   }
   return {name,
           "string",
           allowed,
           doc,
-          [member, choices](Config& c, const YAML::Node& n) {
-            const std::string v = trim(scalar_text(n));
+          [member, choices, aliases](Config& c, const YAML::Node& n) {
+            std::string v = trim(scalar_text(n));
+            for (const auto& [alias, choice] : aliases) {
+              if (v == alias) {
+                v = choice;
+              }
+            }
             if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
               throw BadValue{"'" + v + "' is not a choice"};
             }
@@ -333,9 +346,21 @@ const std::vector<KeySpec>& key_table() {
       int_key("image_size", &Config::image_size, 8, 1024,
               "Input images are image_size x image_size pixels (insightface: 112)."),
       bool_key("fp16", &Config::fp16,
-               "Mixed precision for the backbone (CUDA); the head and softmax stay float32."),
-      choice_key("amp_dtype", &Config::amp_dtype, {"float16", "bfloat16"},
-                 "Reduced-precision type used when fp16 is true."),
+               "insightface's mixed-precision switch: with amp_dtype auto, the backbone's trunk "
+               "in float16 with dynamic loss scaling (CUDA)."),
+      choice_key("amp_dtype", &Config::amp_dtype, {"auto", "float32", "bfloat16", "float16"},
+                 "Mixed precision of the backbone's trunk; auto: bfloat16 on GPUs that have it, "
+                 "float32 on the CPU (float16 when fp16 is true); float16 scales the loss; the "
+                 "head, softmax, pool and optimiser stay float32.",
+                 {{"bf16", "bfloat16"}, {"fp16", "float16"}, {"fp32", "float32"}}),
+      bool_key("tf32", &Config::tf32,
+               "GPUs of compute capability >= 8: TF32 tensor cores for float32 convolutions and "
+               "matrix products (the head's GEMMs); false: full float32 (no effect on the CPU)."),
+      real_key("loss_scale", &Config::loss_scale, 0.0, 1e30, true, false,
+               "float16: initial dynamic loss scale (halved on a step with non-finite gradients, "
+               "which is skipped)."),
+      int_key("loss_scale_growth_interval", &Config::loss_scale_growth_interval, 1, kMaxInt,
+              "float16: finite steps in a row after which the loss scale doubles."),
       real_key("alpha", &Config::alpha, 0.0, 1.0, false, false,
                "FFC: gallery net EMA, theta_g <- alpha*theta_g + (1-alpha)*theta_p each step."),
       string_key("rec", &Config::rec, true,
@@ -421,6 +446,12 @@ const std::vector<KeySpec>& key_table() {
       string_key("resume", &Config::resume, true,
                  "auto: continue from the newest valid checkpoint of output; or a checkpoint "
                  "file; empty: start afresh (ffc train --resume overrides)."),
+      int_key("nonfinite_skip", &Config::nonfinite_skip, 0, 1000000,
+              "Consecutive steps with a non-finite loss or gradient that are skipped (not "
+              "applied) before the run stops with exit status 1; 0: stop at the first."),
+      choice_key("save_failure", &Config::save_failure, {"stop", "warn"},
+                 "A checkpoint that cannot be written (full disk, I/O error): stop with exit "
+                 "status 1, or warn and keep training; the earlier checkpoints stay either way."),
       string_key("output", &Config::output, false,
                  "Run folder for logs, metrics.jsonl and checkpoints."),
       int_key("seed", &Config::seed, 0, kMaxInt,
@@ -433,6 +464,12 @@ const std::vector<KeySpec>& key_table() {
                  "Log level; at debug and below every rank logs, with an [r/size] prefix."),
       int_key("grad_bucket_mb", &Config::grad_bucket_mb, 1, 4096,
               "Size in MiB of each bucket of the data-parallel gradient all-reduce."),
+      real_key("nccl_timeout", &Config::nccl_timeout, 0.0, 1e7, true, false,
+               "backend nccl: seconds a collective may stay pending before NCCL and the job are "
+               "aborted (an asynchronous NCCL error aborts at once)."),
+      bool_key("sync_phases", &Config::sync_phases,
+               "Wait for the device at every phase boundary so that the progress line's phases "
+               "are device times (profiling; slows a GPU run; no effect on the CPU)."),
       int_key("val_pairs", &Config::val_pairs, 0, 100000000,
               "Verification pairs of held-out synthetic identities evaluated at the end."),
       choice_key("eval_net", &Config::eval_net, {"probe", "gallery"},

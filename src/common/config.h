@@ -15,7 +15,10 @@ struct Config {
   int64_t embedding_size = 512;
   int64_t image_size = 112;
   bool fp16 = false;
-  std::string amp_dtype = "float16";
+  std::string amp_dtype = "auto";
+  bool tf32 = true;             // TF32 tensor cores for float32 (Ampere and later)
+  double loss_scale = 65536.0;  // float16: initial dynamic loss scale
+  int64_t loss_scale_growth_interval = 2000;
   double alpha = 0.99;  // FFC gallery EMA (authors' --alpha)
 
   // --- data ---
@@ -64,7 +67,9 @@ struct Config {
   int64_t save_every = 0;  // 0: at the end (and on a stop signal) only
   int64_t save_keep = 3;
   bool save_last = true;
-  std::string resume;  // "", "auto" or a checkpoint path
+  std::string resume;                 // "", "auto" or a checkpoint path
+  int64_t nonfinite_skip = 0;         // consecutive non-finite steps skipped before stopping
+  std::string save_failure = "stop";  // "stop" or "warn"
 
   // --- run ---
   std::string output = "work_dirs/ffc";
@@ -74,6 +79,8 @@ struct Config {
   int64_t num_threads = 0;  // 0: cores per node / ranks per node
   std::string log_level = "info";
   int64_t grad_bucket_mb = 25;
+  double nccl_timeout = 600.0;  // seconds
+  bool sync_phases = false;
   int64_t val_pairs = 3000;
   std::string eval_net = "probe";
   std::vector<std::string> val_targets;  // verification set files (insightface's key)

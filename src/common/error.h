@@ -39,6 +39,14 @@ class IoError : public Error {
   using Error::Error;
 };
 
+// An error every rank raises at the same point of a collective decision (a diverged run, a
+// checkpoint that could not be written): the job ends with exit status 1 on every rank, without
+// MPI_Abort, and rank 0 alone reports it.
+class AgreedError : public Error {
+ public:
+  using Error::Error;
+};
+
 enum class Library { kMpi, kNccl, kHdf5, kCuda };
 const char* library_name(Library lib);
 

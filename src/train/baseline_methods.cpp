@@ -55,15 +55,30 @@ class ClassifierMethod final : public Method {
     at::Tensor loss = head_->forward(features, batch.labels.at(0), &hs).sum();
     stats.loss = hs.loss;
     stats.probe_images = batch.images.at(0).size(0);
-    stats.fields["sampled_classes"] = hs.sampled;
-    char buf[96];
-    std::snprintf(buf, sizeof(buf), "| classes scored %lld on rank 0",
-                  static_cast<long long>(hs.sampled));
-    stats.progress = buf;
+    stats.figures.add("sampled_classes", hs.sampled);
     return loss;
   }
 
-  void after_step(double lr) override { head_->step(lr); }
+  std::string progress(const nlohmann::ordered_json& f) const override {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "| classes scored %lld on rank 0",
+                  static_cast<long long>(f.value("sampled_classes", int64_t{0})));
+    return buf;
+  }
+
+  void after_step(double lr, double inv_grad_scale) override { head_->step(lr, inv_grad_scale); }
+
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() override {
+    return {{"head/weight", head_->weight()}, {"head/momentum", head_->momentum()}};
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> device_tensors() override {
+    auto out = state_tensors();
+    for (auto& w : head_->workspaces()) {
+      out.push_back(std::move(w));
+    }
+    return out;
+  }
 
   void save_state(ckpt::CheckpointWriter& w) override {
     // Global layout: rank r writes its block of rows; any number of ranks reads it back.
@@ -115,13 +130,21 @@ class VfcMethod final : public Method {
     at::Tensor loss = head_->forward(features, batch.labels.at(0), &hs);
     stats.loss = hs.loss;
     stats.probe_images = batch.images.at(0).size(0);
-    stats.fields["identities"] = hs.identities;
-    stats.fields["collisions"] = hs.collisions;
+    stats.figures.add("identities", hs.identities);
+    stats.figures.add("collisions", hs.collisions);
+    return loss;
+  }
+
+  std::string progress(const nlohmann::ordered_json& f) const override {
     char buf[96];
     std::snprintf(buf, sizeof(buf), "| identities %lld, collisions %lld",
-                  static_cast<long long>(hs.identities), static_cast<long long>(hs.collisions));
-    stats.progress = buf;
-    return loss;
+                  static_cast<long long>(f.value("identities", int64_t{0})),
+                  static_cast<long long>(f.value("collisions", int64_t{0})));
+    return buf;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() override {
+    return {{"head/vfc/weight", head_->weight()}, {"head/vfc/saved", head_->saved_rows()}};
   }
 
   std::vector<std::pair<std::string, at::Tensor>> replicated_parameters() override {

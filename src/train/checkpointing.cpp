@@ -12,6 +12,7 @@
 #include "common/version.h"
 #include "model/backbone.h"
 #include "model/state_dict.h"
+#include "train/loss_scaler.h"
 #include "train/method.h"
 #include "train/optimizer.h"
 
@@ -33,6 +34,51 @@ at::Tensor started_tensor(Sgd& sgd) {
   return at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kByte).clone();
 }
 
+// Every tensor a checkpoint holds, by name (probe weights and buffers, momentum, the method's).
+std::vector<std::pair<std::string, at::Tensor>> state_tensors(const TrainingState& s) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& [key, t] : model::state_dict(*s.probe)) {
+    out.emplace_back("probe/" + key, t);
+  }
+  Sgd& sgd = *s.sgd;
+  for (size_t i = 0; i < sgd.params().size(); ++i) {
+    out.emplace_back("optimizer/momentum/" + sgd.names()[i], sgd.momentum_buffers()[i]);
+  }
+  for (auto& item : s.method->state_tensors()) {
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
+// The first floating-point tensor of the state that holds a NaN or an infinity, or "" (collective:
+// sharded tensors differ between ranks). One reduction per tensor, one host read.
+std::string first_nonfinite_tensor(const TrainingState& s) {
+  const auto tensors = state_tensors(s);
+  std::vector<at::Tensor> sums;
+  std::vector<size_t> which;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const at::Tensor& t = tensors[i].second;
+    if (t.defined() && t.numel() > 0 && at::isFloatingType(t.scalar_type())) {
+      // A sum is not finite when an element is not (or the sum overflows: a diverged state too).
+      sums.push_back(t.detach().sum().to(at::kDouble).to(at::kCPU));
+      which.push_back(i);
+    }
+  }
+  std::string name;
+  if (!sums.empty()) {
+    const at::Tensor all = at::stack(sums);
+    const at::Tensor bad = at::isfinite(all).logical_not();
+    if (bad.any().item<bool>()) {
+      name = tensors[which[bad.to(at::kLong).argmax().item<int64_t>()]].first;
+    }
+  }
+  const bool here = !name.empty();
+  if (comm::any_rank(*s.comm, here)) {
+    return here ? name : std::string("a tensor of another rank's shard");
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string checkpoint_dir(const Config& config) {
@@ -51,10 +97,19 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
     }
   }
   comm.barrier();
+  const std::string bad = first_nonfinite_tensor(s);
+  if (!bad.empty()) {
+    const auto latest = ckpt::latest_checkpoint(dir);
+    throw AgreedError("refusing to write a checkpoint at step " + std::to_string(step) + ": " +
+                      bad + " is not finite (the run diverged); the last good checkpoint " +
+                      (latest ? *latest : std::string("is none")) +
+                      " and `latest` are left as they are");
+  }
   const auto start = std::chrono::steady_clock::now();
   const std::string name = ckpt::checkpoint_file_name(step);
   const std::string tmp = dir + "/." + name + ".partial";
-  {
+  std::string failure;
+  try {
     ckpt::CheckpointWriter w(tmp, comm);
     const int64_t spe = s.planner->steps_per_epoch();
     w.attribute("step", step);
@@ -84,14 +139,39 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
     }
     w.replicated("optimizer/started", started_tensor(sgd));
     w.attribute("optimizer_steps", sgd.steps());
+    if (s.scaler != nullptr && s.scaler->enabled()) {
+      w.attribute("loss_scale", s.scaler->scale());
+      w.attribute("loss_scale_growth_tracker", s.scaler->growth_tracker());
+    }
     s.method->save_state(w);
     w.bytes("metrics/last", s.last_metrics);
     w.close();
     if (w.fell_back_to_independent()) {
       spdlog::warn("checkpoint {}: some collective writes ran as independent I/O", name);
     }
+  } catch (const Error& e) {
+    // Every HDF5 object of the writer is closed by now (RAII), so this rank can report and go on.
+    failure = e.what();
   }
-  comm.barrier();  // every rank has closed the file
+  // A write fails on every rank or on some: all decide together, so nobody waits for a rank that
+  // gave up. The partial file goes; `latest` and the earlier checkpoints stay.
+  if (comm::any_rank(comm, !failure.empty())) {
+    if (comm.rank() == 0) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+    }
+    const std::string what = "checkpoint at step " + std::to_string(step) +
+                             " could not be written (" +
+                             (failure.empty() ? std::string("another rank failed") : failure) +
+                             "); the partial file is removed; `latest` still names " +
+                             ckpt::latest_checkpoint(dir).value_or(std::string("no checkpoint"));
+    if (config.save_failure == "warn") {
+      spdlog::warn("{}; training continues (save_failure warn)", what);
+      return "";
+    }
+    throw AgreedError(what + ". Free space (df -h " + dir +
+                      ") or set output elsewhere, then resume with --resume auto");
+  }
   if (comm.rank() == 0) {
     ckpt::commit_checkpoint(tmp, dir, name, static_cast<int>(config.save_keep));
   }
@@ -198,6 +278,13 @@ void load(const TrainingState& s, const std::string& path, int64_t& step, int64_
     sgd.started()[i] = started[static_cast<int64_t>(i)].item<uint8_t>() != 0;
   }
   sgd.set_steps(r.int_attribute("optimizer_steps"));
+  if (s.scaler != nullptr && s.scaler->enabled() && r.has_attribute("loss_scale")) {
+    const auto scale = r.attribute("loss_scale");
+    s.scaler->restore(std::holds_alternative<double>(scale)
+                          ? std::get<double>(scale)
+                          : static_cast<double>(std::get<int64_t>(scale)),
+                      r.int_attribute("loss_scale_growth_tracker"));
+  }
   s.method->load_state(r);
 }
 

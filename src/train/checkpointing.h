@@ -17,6 +17,7 @@ class Backbone;
 
 namespace ffc::train {
 
+class LossScaler;
 class Method;
 class Sgd;
 
@@ -27,14 +28,19 @@ struct TrainingState {
   Method* method = nullptr;
   Sgd* sgd = nullptr;
   const data::BatchPlanner* planner = nullptr;
-  std::string last_metrics;  // the last metrics.jsonl record
+  LossScaler* scaler = nullptr;  // float16 loss scaling (optional)
+  std::string last_metrics;      // the last metrics.jsonl record
 };
 
 // <output>/checkpoints
 std::string checkpoint_dir(const Config& config);
 
 // Collective: writes the checkpoint of the state after `step` steps, commits it atomically and
-// keeps the newest save_keep. Returns its path.
+// keeps the newest save_keep. Returns its path. A state that is not finite is never written
+// (AgreedError naming the tensor; `latest` and the earlier checkpoints stay as they are). A write
+// that fails on any rank (a full disk, an I/O error) removes the partial file on every rank and
+// then, with save_failure stop, throws AgreedError (exit status 1); with save_failure warn, logs
+// the error and returns "" so that training continues.
 std::string save_checkpoint(const TrainingState& state, int64_t step);
 
 // Collective: resume = "auto" (the newest valid checkpoint of the output folder, skipping corrupt

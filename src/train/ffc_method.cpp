@@ -87,27 +87,49 @@ class FfcMethod final : public Method {
     const int passes = config_.rollback ? 2 : 1;
     stats.probe_images = passes * x.size(0);
     stats.gallery_images = passes * y.size(0);
-    const double ce = a.ce + b.ce;
-    const double fresh = a.fresh + b.fresh;
-    stats.loss = ce + fresh;
+    const at::Tensor ce = config_.rollback ? a.ce + b.ce : a.ce;
+    const at::Tensor fresh = config_.rollback ? a.fresh + b.fresh : a.fresh;
+    stats.loss = (ce + fresh).detach();
     const head::FfcPassStats& last = config_.rollback ? b : a;
     evictions_ += last.insert.evicted;
     const int64_t probes = last.positives + last.fresh_samples;
     const double fresh_share = probes > 0 ? static_cast<double>(last.fresh_samples) / probes : 0;
-    stats.fields["ce"] = ce;
-    stats.fields["fresh"] = fresh;
-    stats.fields["pool_filled"] = head_->pool().filled();
-    stats.fields["pool_size"] = head_->pool().capacity();
-    stats.fields["evictions"] = evictions_;
-    stats.fields["fresh_share"] = fresh_share;
-    stats.fields["target_cos"] = last.mean_target_cos;
+    stats.figures.add("ce", ce);
+    stats.figures.add("fresh", fresh);
+    stats.figures.add("pool_filled", head_->pool().filled());
+    stats.figures.add("pool_size", head_->pool().capacity());
+    stats.figures.add("evictions", evictions_);
+    stats.figures.add("fresh_share", fresh_share);
+    stats.figures.add("target_cos", last.mean_target_cos);
+    return loss;
+  }
+
+  std::string progress(const nlohmann::ordered_json& f) const override {
     char buf[160];
     std::snprintf(buf, sizeof(buf), "ce %.3f fresh %.3f | pool %lld/%lld evict %lld, fresh %.0f%%",
-                  ce, fresh, static_cast<long long>(head_->pool().filled()),
-                  static_cast<long long>(head_->pool().capacity()),
-                  static_cast<long long>(evictions_), 100 * fresh_share);
-    stats.progress = buf;
-    return loss;
+                  f.value("ce", 0.0), f.value("fresh", 0.0),
+                  static_cast<long long>(f.value("pool_filled", int64_t{0})),
+                  static_cast<long long>(f.value("pool_size", int64_t{0})),
+                  static_cast<long long>(f.value("evictions", int64_t{0})),
+                  100 * f.value("fresh_share", 0.0));
+    return buf;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> device_tensors() override {
+    auto out = state_tensors();
+    for (auto& w : head_->workspaces()) {
+      out.push_back(std::move(w));
+    }
+    return out;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() override {
+    std::vector<std::pair<std::string, at::Tensor>> out = {
+        {"head/pool/rows", head_->pool().rows()}};
+    for (const auto& [key, t] : model::state_dict(*gallery_)) {
+      out.emplace_back("gallery/" + key, t);
+    }
+    return out;
   }
 
   model::Backbone* gallery_network() override { return gallery_.get(); }

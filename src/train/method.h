@@ -27,11 +27,10 @@ class CheckpointReader;
 namespace ffc::train {
 
 struct StepStats {
-  double loss = 0;                // the objective, the same on every rank
-  int64_t probe_images = 0;       // images through the trained network, this rank
-  int64_t gallery_images = 0;     // images through a second network (FFC's gallery net)
-  nlohmann::ordered_json fields;  // method-specific figures for metrics.jsonl
-  std::string progress;           // method-specific part of the progress line
+  at::Tensor loss;             // the objective's value, the same on every rank (a device scalar)
+  int64_t probe_images = 0;    // images through the trained network, this rank
+  int64_t gallery_images = 0;  // images through a second network (FFC's gallery net)
+  StepFigures figures;         // method-specific figures for metrics.jsonl and the progress line
 };
 
 class Method {
@@ -41,11 +40,16 @@ class Method {
   // One line about the head for the start-up log.
   virtual std::string describe() const = 0;
   // The forward of one step: returns the scalar to backpropagate. Backbone gradients of that
-  // scalar are partial sums over ranks (the trainer all-reduces them with a sum).
+  // scalar are partial sums over ranks (the trainer all-reduces them with a sum). The batch's
+  // images are on comm.device(), its labels on the host. Nothing in it may wait for the device.
   virtual at::Tensor forward(const data::Batch& batch, PhaseTimer& timer, StepStats& stats) = 0;
+  // The method's part of the progress line, from the resolved figures of its last step.
+  virtual std::string progress(const nlohmann::ordered_json& /*figures*/) const { return {}; }
   // Called after the backbone's optimiser step with the step's learning rate (heads that update
-  // their own weights do it here).
-  virtual void after_step(double /*lr*/) {}
+  // their own weights do it here). The gradients the head computed carry the loss scale of mixed
+  // precision: multiply them by inv_grad_scale first (1 without loss scaling). Not called for a
+  // step that was skipped (non-finite gradients).
+  virtual void after_step(double /*lr*/, double /*inv_grad_scale*/) {}
   // A second network the method trains alongside (FFC's gallery net), or nullptr.
   virtual model::Backbone* gallery_network() { return nullptr; }
   // Head parameters replicated on every rank and trained with the backbone (Virtual FC's rows):
@@ -55,6 +59,14 @@ class Method {
   // under "head/" (and "gallery/"), so that it loads on any number of ranks.
   virtual void save_state(ckpt::CheckpointWriter& writer) = 0;
   virtual void load_state(const ckpt::CheckpointReader& reader) = 0;
+  // The method's own tensors (head weights and momentum, pool rows, the gallery's parameters),
+  // by name: they live on comm.device(); a checkpoint is written only when they are finite.
+  virtual std::vector<std::pair<std::string, at::Tensor>> state_tensors() = 0;
+  // state_tensors() and the head's workspaces (logits, sampled rows): everything of the method a
+  // step touches, for the trainer's placement check.
+  virtual std::vector<std::pair<std::string, at::Tensor>> device_tensors() {
+    return state_tensors();
+  }
   // Figures of the method for the checkpoint's root attributes and checks (e.g. "pool_size").
   virtual std::vector<std::pair<std::string, int64_t>> checkpoint_attributes() const { return {}; }
 };

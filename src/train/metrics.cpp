@@ -1,5 +1,8 @@
 #include "train/metrics.h"
 
+#include <ATen/ATen.h>
+
+#include <cmath>
 #include <cstdio>
 
 #include "common/error.h"
@@ -29,6 +32,9 @@ const char* phase_name(Phase p) {
 }
 
 void PhaseTimer::start(Phase p) {
+  if (sync_) {
+    sync_();
+  }
   stop();
   current_ = static_cast<int>(p);
   since_ = Clock::now();
@@ -42,10 +48,57 @@ void PhaseTimer::stop() {
 }
 
 std::array<double, static_cast<int>(Phase::kCount)> PhaseTimer::take() {
+  if (sync_ && current_ >= 0) {
+    sync_();
+  }
   stop();
   auto t = times_;
   times_.fill(0.0);
   return t;
+}
+
+void StepFigures::add(const std::string& name, double value) {
+  Entry e;
+  e.name = name;
+  e.value = value;
+  e.integral = std::floor(value) == value && std::abs(value) < 9e15;
+  entries_.push_back(std::move(e));
+}
+
+void StepFigures::add(const std::string& name, const at::Tensor& device_scalar) {
+  Entry e;
+  e.name = name;
+  e.tensor = device_scalar.detach().reshape({});
+  entries_.push_back(std::move(e));
+}
+
+void StepFigures::append(const StepFigures& other) {
+  entries_.insert(entries_.end(), other.entries_.begin(), other.entries_.end());
+}
+
+nlohmann::ordered_json StepFigures::resolve() const {
+  std::vector<at::Tensor> device;
+  for (const auto& e : entries_) {
+    if (e.tensor.defined()) {
+      device.push_back(e.tensor.to(at::kDouble));
+    }
+  }
+  at::Tensor values;
+  if (!device.empty()) {
+    values = at::stack(device).cpu();
+  }
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  size_t k = 0;
+  for (const auto& e : entries_) {
+    if (e.tensor.defined()) {
+      out[e.name] = values[static_cast<int64_t>(k++)].item<double>();
+    } else if (e.integral) {
+      out[e.name] = static_cast<int64_t>(e.value);
+    } else {
+      out[e.name] = e.value;
+    }
+  }
+  return out;
 }
 
 MetricsWriter::MetricsWriter(const std::string& path, bool enabled, bool append) : path_(path) {

@@ -48,8 +48,13 @@ class Sgd {
   int64_t steps_ = 0;
 };
 
-// The global gradient norm of `params` and, when max_norm > 0 and it is larger, the scaling of
-// every gradient by max_norm / norm (torch.nn.utils.clip_grad_norm_). Returns the norm.
+// torch.nn.utils.clip_grad_norm_: when max_norm > 0, every gradient is multiplied by
+// min(1, max_norm / (norm + 1e-6)), where `norm` is the global gradient norm (a device scalar, or
+// undefined: computed here). Device arithmetic only: nothing waits for the device. Returns the
+// norm.
+at::Tensor clip_grad_norm_(const std::vector<at::Tensor>& params, double max_norm,
+                           at::Tensor norm = {});
+// The same, returning the norm's value (reads it on the host).
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
 }  // namespace ffc::train

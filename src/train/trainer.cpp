@@ -2,10 +2,14 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "ckpt/checkpoint.h"
+#include "comm/device.h"
 #include "comm/grad_allreduce.h"
 #include "comm/timed_communicator.h"
 #include "common/error.h"
@@ -19,6 +23,7 @@
 #include "eval/validation.h"
 #include "model/backbone.h"
 #include "train/checkpointing.h"
+#include "train/loss_scaler.h"
 #include "train/method.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
@@ -98,204 +103,465 @@ void evaluate(const Config& config, Method& method, model::Backbone& probe,
   }
 }
 
-}  // namespace
+// What every rank agrees on once per step, between the gradient all-reduce and the optimiser:
+// a stop signal on any rank, and whether the loss or the gradients are finite. The one host read
+// of device values a step makes (two scalars), and one small host collective.
+struct StepHealth {
+  bool stop = false;
+  bool bad_loss = false;
+  bool bad_grad = false;
+  double loss = 0;
+  double grad_norm = 0;
+};
 
-TrainResult train(const Config& requested, comm::Communicator& world, const std::string& resume) {
-  const Config config = with_resumed_defaults(requested, resume);
-  comm::TimedCommunicator comm(world);
-  const int rank = comm.rank();
-  const int world_size = comm.size();
-  // A resumed run appends to its log and metrics; a new one starts them afresh.
-  const bool resuming =
-      !resume.empty() &&
-      (resume != "auto" || !ckpt::resume_candidates(checkpoint_dir(config)).empty());
-  prepare_output(config, rank, resuming);
-  comm.barrier();
-  MetricsWriter metrics(config.output + "/metrics.jsonl", rank == 0, /*append=*/resuming);
-  install_stop_signal_handlers();
-  spdlog::info("ffc {} (git {}), method {}, {} rank(s); output {}", project_version(),
-               git_revision(), config.method, world_size, config.output);
+StepHealth agree(comm::Communicator& comm, const at::Tensor& loss, const at::Tensor& grad_sumsq) {
+  const at::Tensor values =
+      at::stack({loss.detach().to(at::kDouble).reshape({}), grad_sumsq.to(loss.device())}).cpu();
+  StepHealth h;
+  h.loss = values[0].item<double>();
+  const double sumsq = values[1].item<double>();
+  h.grad_norm = std::sqrt(sumsq);
+  double flags[3] = {stop_signal_received() ? 1.0 : 0.0, std::isfinite(h.loss) ? 0.0 : 1.0,
+                     std::isfinite(sumsq) ? 0.0 : 1.0};
+  at::Tensor t = at::from_blob(flags, {3}, at::kDouble);
+  comm.host().all_reduce(t, comm::ReduceOp::kMax);
+  h.stop = flags[0] > 0;
+  h.bad_loss = flags[1] > 0;
+  h.bad_grad = flags[2] > 0;
+  return h;
+}
 
-  // Data.
-  const auto source = data::open_dataset(config);
-  const auto planner = data::make_planner(config, *source, rank, world_size);
+// The first parameter (by name) whose gradient is not finite: for the error message only.
+std::string first_nonfinite_gradient(const Sgd& sgd) {
+  for (size_t i = 0; i < sgd.params().size(); ++i) {
+    const at::Tensor& g = sgd.params()[i].grad();
+    if (g.defined() && !at::isfinite(g).all().item<bool>()) {
+      return sgd.names()[i];
+    }
+  }
+  return "a gradient of the head";
+}
+
+// After the first step of a run: every tensor a step touches is on the communicator's device
+// (host-side bookkeeping excepted: labels, the pool's metadata). Metadata only, no device access.
+void check_placement(at::Device device, const model::Backbone& probe, Method& method,
+                     const Sgd& sgd, const comm::GradientAllReducer& reducer,
+                     const data::Batch& batch, const at::Tensor& loss) {
+  std::vector<std::pair<std::string, at::Tensor>> all;
+  for (const auto& item : probe.named_parameters()) {
+    all.emplace_back("probe/" + item.key(), item.value());
+    all.emplace_back("probe/" + item.key() + ".grad", item.value().grad());
+  }
+  for (const auto& item : probe.named_buffers()) {
+    all.emplace_back("probe/" + item.key(), item.value());
+  }
+  if (const model::Backbone* g = method.gallery_network()) {
+    for (const auto& item : g->named_parameters()) {
+      all.emplace_back("gallery/" + item.key(), item.value());
+    }
+  }
+  for (size_t i = 0; i < sgd.params().size(); ++i) {
+    all.emplace_back("optimizer/momentum/" + sgd.names()[i],
+                     const_cast<Sgd&>(sgd).momentum_buffers()[i]);
+  }
+  for (int64_t i = 0; i < reducer.num_buckets(); ++i) {
+    all.emplace_back("gradient bucket " + std::to_string(i), reducer.bucket(i));
+  }
+  for (auto& item : method.device_tensors()) {
+    all.push_back(std::move(item));
+  }
+  for (size_t v = 0; v < batch.images.size(); ++v) {
+    all.emplace_back("batch images of view " + std::to_string(v), batch.images[v]);
+  }
+  all.emplace_back("loss", loss);
+  for (const auto& [name, t] : all) {
+    if (t.defined() && t.device() != device) {
+      throw Error("placement: " + name + " is on " + t.device().str() + ", not on " + device.str() +
+                  " where the step runs (a bug: please report it)");
+    }
+  }
+}
+
+// Fault injection for the tests of the non-finite guard and of the float16 loss scaler
+// (tests/train/gpu_train_test.sh): FFC_TEST_NONFINITE_GRAD_STEP=N makes the first gradient of
+// step N (0-based) infinite after backward, as a float16 overflow would.
+int64_t planted_fault_step() {
+  static const int64_t step = [] {
+    const char* v = std::getenv("FFC_TEST_NONFINITE_GRAD_STEP");
+    return v != nullptr && *v != '\0' ? std::atoll(v) : int64_t{-1};
+  }();
+  return step;
+}
+
+// The progress line and metrics.jsonl record of a window of `frequent` steps.
+class ProgressWindow {
+ public:
+  ProgressWindow(const Config& config, int world, int64_t end, int64_t steps_per_epoch)
+      : config_(config),
+        world_(world),
+        end_(end),
+        steps_per_epoch_(steps_per_epoch),
+        start_(Clock::now()),
+        run_start_(start_) {}
+
+  void add(const std::array<double, kPhases>& phases, const StepStats& stats) {
+    for (int i = 0; i < kPhases; ++i) {
+      phases_[i] += phases[i];
+    }
+    ++steps_;
+    probe_ += stats.probe_images;
+    gallery_ += stats.gallery_images;
+  }
+
+  // Logs the line and writes the record of the window ending after `step`; starts a new window.
+  nlohmann::ordered_json report(int64_t step, double lr, const StepStats& last,
+                                const StepFigures& trainer_figures, const Method& method,
+                                comm::Communicator& comm, MetricsWriter& metrics,
+                                TrainResult& result) {
+    const auto now = Clock::now();
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    const double probe_rate = probe_ * world_ / seconds;
+    const double all_rate = (probe_ + gallery_) * world_ / seconds;
+    std::array<double, kPhases> per_step{};
+    for (int i = 0; i < kPhases; ++i) {
+      per_step[i] = phases_[i] / steps_;
+    }
+    const double eta = (end_ - step - 1) * seconds / steps_;
+    const int64_t epoch = step / steps_per_epoch_;
+    // One copy to the host of the step's device figures.
+    StepFigures all;
+    all.add("loss", last.loss);
+    all.append(last.figures);
+    all.append(trainer_figures);
+    const nlohmann::ordered_json figures = all.resolve();
+    const double loss = figures.value("loss", 0.0);
+    spdlog::info(
+        "epoch {}/{} step {}/{} | {:.0f} img/s ({:.0f} probe) | loss {:.4f} {} | lr "
+        "{:.4g} | {} | eta {}",
+        epoch + 1, config_.num_epoch, step + 1, end_, all_rate, probe_rate, loss,
+        method.progress(figures), lr, phase_text(per_step), format_duration(eta));
+    nlohmann::ordered_json rec;
+    rec["step"] = step + 1;
+    rec["epoch"] = epoch;
+    for (const auto& [k, v] : figures.items()) {
+      rec[k] = v;
+    }
+    rec["lr"] = lr;
+    rec["images_per_s"] = all_rate;
+    rec["probe_images_per_s"] = probe_rate;
+    nlohmann::ordered_json ph;
+    for (int i = 0; i < kPhases; ++i) {
+      ph[phase_name(static_cast<Phase>(i))] = 1000 * per_step[i];
+    }
+    rec["phase_ms"] = ph;
+    // The largest peak RSS of any rank so far (one small host all-reduce per progress line).
+    rec["peak_rss_mib"] = comm::all_reduce_scalar(
+        comm, static_cast<double>(peak_rss_bytes()) / (1 << 20), comm::ReduceOp::kMax);
+    rec["elapsed_s"] = std::chrono::duration<double>(now - run_start_).count();
+    metrics.write(rec);
+    result.final_loss = loss;
+    result.images_per_second = all_rate;
+    result.probe_images_per_second = probe_rate;
+    start_ = now;
+    steps_ = probe_ = gallery_ = 0;
+    phases_.fill(0.0);
+    return rec;
+  }
+
+  double elapsed() const {
+    return std::chrono::duration<double>(Clock::now() - run_start_).count();
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  const Config& config_;
+  int world_;
+  int64_t end_;
+  int64_t steps_per_epoch_;
+  Clock::time_point start_;
+  Clock::time_point run_start_;
+  int64_t steps_ = 0;
+  int64_t probe_ = 0;
+  int64_t gallery_ = 0;
+  std::array<double, kPhases> phases_{};
+};
+
+// The training run: setup in the constructor, the loop in run(), one step in step().
+class Trainer {
+ public:
+  Trainer(const Config& requested, comm::Communicator& world, const std::string& resume)
+      : config_(with_resumed_defaults(requested, resume)),
+        comm_(world),
+        device_(comm_.device()),
+        resuming_(!resume.empty() &&
+                  (resume != "auto" || !ckpt::resume_candidates(checkpoint_dir(config_)).empty())),
+        resume_(resume) {
+    prepare_output(config_, comm_.rank(), resuming_);
+    comm_.barrier();
+    metrics_ = MetricsWriter(config_.output + "/metrics.jsonl", comm_.rank() == 0, resuming_);
+    install_stop_signal_handlers();
+    spdlog::info("ffc {} (git {}), method {}, {} rank(s) on {}; output {}", project_version(),
+                 git_revision(), config_.method, comm_.size(), comm::describe_device(device_),
+                 config_.output);
+    setup_data();
+    setup_model();
+    setup_optimiser();
+  }
+
+  TrainResult run();
+
+ private:
+  enum class Outcome { kApplied, kSkipped, kStop };
+  Outcome step(int64_t step, StepStats& stats, double& lr);
+  void setup_data();
+  void setup_model();
+  void setup_optimiser();
+  // A non-finite step: skipped (the loss scaler's or the guard's) or the end of the run.
+  Outcome handle_nonfinite(int64_t step, const StepHealth& health);
+  std::string last_good_checkpoint() const;
+  void plant_fault(int64_t step) {
+    if (step == planted_fault_step() && !sgd_->params().empty()) {
+      spdlog::warn("test fault: an infinite gradient planted at step {}", step);
+      sgd_->params().front().mutable_grad().fill_(std::numeric_limits<float>::infinity());
+    }
+  }
+
+  const Config config_;
+  comm::TimedCommunicator comm_;
+  const at::Device device_;
+  const bool resuming_;
+  const std::string resume_;
+  MetricsWriter metrics_;
+  std::shared_ptr<const data::ImageSource> source_;
+  std::shared_ptr<const data::BatchPlanner> planner_;
+  std::unique_ptr<data::Loader> loader_;
+  std::shared_ptr<model::Backbone> probe_;
+  std::unique_ptr<Method> method_;
+  std::unique_ptr<Sgd> sgd_;
+  std::unique_ptr<comm::GradientAllReducer> reducer_;
+  std::unique_ptr<LossScaler> scaler_;
+  ScheduleSpec sched_;
+  int64_t end_ = 0;
+  PhaseTimer timer_;
+  TrainingState state_;
+  std::unique_ptr<ProgressWindow> window_;
+  int64_t bad_in_a_row_ = 0;
+  int64_t skipped_ = 0;
+  bool placement_checked_ = false;
+  StepHealth health_;
+};
+
+void Trainer::setup_data() {
+  source_ = data::open_dataset(config_);
+  planner_ = data::make_planner(config_, *source_, comm_.rank(), comm_.size());
   data::LoaderOptions lo;
-  lo.threads = static_cast<int>(config.num_workers);
-  lo.prefetch = static_cast<int>(config.prefetch);
-  data::Loader loader(source, planner, lo);
-  spdlog::info("data: {}", source->describe());
+  lo.threads = static_cast<int>(config_.num_workers);
+  lo.prefetch = static_cast<int>(config_.prefetch);
+  lo.device = device_;
+  loader_ = std::make_unique<data::Loader>(source_, planner_, lo);
+  spdlog::info("data: {}", source_->describe());
+}
 
-  // Backbone and method.
-  at::manual_seed(static_cast<uint64_t>(config.seed));
-  const model::BackboneSpec spec = model::spec_from_config(config);
-  const std::shared_ptr<model::Backbone> probe = model::make_backbone(spec);
-  broadcast_module(*probe, comm);
-  const std::unique_ptr<Method> method =
-      make_method(config, *probe, comm, planner->view_rows().back());
-  spdlog::info("network: {}, embedding {}, image {}x{}", spec.name, spec.embedding_size,
-               spec.image_size, spec.image_size);
-  spdlog::info("head: {}", method->describe());
+void Trainer::setup_model() {
+  at::manual_seed(static_cast<uint64_t>(config_.seed));
+  const model::BackboneSpec spec = model::spec_from_config(config_);
+  // Built (and initialised from the seed) on the CPU, so every device starts from the same
+  // weights, then moved once.
+  probe_ = model::make_backbone(spec);
+  probe_->to(device_);
+  broadcast_module(*probe_, comm_);
+  method_ = make_method(config_, *probe_, comm_, planner_->view_rows().back());
+  const at::ScalarType amp = model::autocast_dtype(spec, device_);
+  spdlog::info("network: {}, embedding {}, image {}x{}, trunk in {}", spec.name,
+               spec.embedding_size, spec.image_size, spec.image_size,
+               amp == at::kFloat ? std::string("float32") : std::string(c10::toString(amp)));
+  spdlog::info("head: {}", method_->describe());
+  LossScalerOptions lso;
+  lso.enabled = amp == at::kHalf;
+  lso.init_scale = config_.loss_scale;
+  lso.growth_interval = config_.loss_scale_growth_interval;
+  scaler_ = std::make_unique<LossScaler>(lso);
+  at::globalContext().setAllowTF32CuBLAS(config_.tf32);
+  at::globalContext().setAllowTF32CuDNN(config_.tf32);
+  if (config_.sync_phases) {
+    const at::Device d = device_;
+    timer_.set_sync([d] { comm::synchronize(d); });
+  }
+}
 
-  // Optimiser, schedule, gradient all-reduce.
+void Trainer::setup_optimiser() {
   std::vector<at::Tensor> params;
   std::vector<std::string> names;
-  for (const auto& item : probe->named_parameters()) {
+  for (const auto& item : probe_->named_parameters()) {
     names.push_back(item.key());
     params.push_back(item.value());
   }
-  for (auto& [name, tensor] : method->replicated_parameters()) {
+  for (auto& [name, tensor] : method_->replicated_parameters()) {
     names.push_back(name);
     params.push_back(tensor);
   }
   SgdOptions so;
-  so.momentum = config.momentum;
-  so.weight_decay = config.weight_decay;
-  so.nesterov = config.nesterov;
-  Sgd sgd(params, names, so);
-  comm::GradientAllReducer reducer(sgd.params(), config.grad_bucket_mb << 20);
-  ScheduleSpec sched;
-  sched.kind = config.lr_schedule;
-  sched.base_lr = config.lr;
-  sched.steps_per_epoch = planner->steps_per_epoch();
-  sched.total_steps = config.num_epoch * sched.steps_per_epoch;
-  sched.warmup_steps = config.warmup_epoch * sched.steps_per_epoch;
-  sched.milestones_epochs = config.lr_steps;
-  const int64_t end =
-      config.max_steps > 0 ? std::min(config.max_steps, sched.total_steps) : sched.total_steps;
+  so.momentum = config_.momentum;
+  so.weight_decay = config_.weight_decay;
+  so.nesterov = config_.nesterov;
+  sgd_ = std::make_unique<Sgd>(params, names, so);
+  reducer_ =
+      std::make_unique<comm::GradientAllReducer>(sgd_->params(), config_.grad_bucket_mb << 20);
+  sched_.kind = config_.lr_schedule;
+  sched_.base_lr = config_.lr;
+  sched_.steps_per_epoch = planner_->steps_per_epoch();
+  sched_.total_steps = config_.num_epoch * sched_.steps_per_epoch;
+  sched_.warmup_steps = config_.warmup_epoch * sched_.steps_per_epoch;
+  sched_.milestones_epochs = config_.lr_steps;
+  end_ =
+      config_.max_steps > 0 ? std::min(config_.max_steps, sched_.total_steps) : sched_.total_steps;
   spdlog::info("schedule: {} epochs x {} steps = {} steps{}, lr {} ({}), batch {} per rank",
-               config.num_epoch, sched.steps_per_epoch, sched.total_steps,
-               end < sched.total_steps ? " (stopping at " + std::to_string(end) + ")" : "",
-               config.lr, config.lr_schedule, config.batch_size);
+               config_.num_epoch, sched_.steps_per_epoch, sched_.total_steps,
+               end_ < sched_.total_steps ? " (stopping at " + std::to_string(end_) + ")" : "",
+               config_.lr, config_.lr_schedule, config_.batch_size);
+  state_.config = &config_;
+  state_.comm = &comm_;
+  state_.probe = probe_.get();
+  state_.method = method_.get();
+  state_.sgd = sgd_.get();
+  state_.planner = planner_.get();
+  state_.scaler = scaler_.get();
+}
 
-  TrainingState state;
-  state.config = &config;
-  state.comm = &comm;
-  state.probe = probe.get();
-  state.method = method.get();
-  state.sgd = &sgd;
-  state.planner = planner.get();
-  const int64_t first_step = resume_training(state, resume);
+std::string Trainer::last_good_checkpoint() const {
+  const auto latest = ckpt::latest_checkpoint(checkpoint_dir(config_));
+  return latest ? *latest + " (resume from it with --resume auto, e.g. with a lower lr)"
+                : "none: no checkpoint was written yet (" + checkpoint_dir(config_) + ")";
+}
 
+Trainer::Outcome Trainer::handle_nonfinite(int64_t step, const StepHealth& h) {
+  // float16 overflow of finite losses: the loss scaler's business, not divergence.
+  if (scaler_->enabled() && !h.bad_loss && !scaler_->collapsed()) {
+    scaler_->update(true);
+    ++skipped_;
+    spdlog::debug("step {}: float16 gradients overflowed; skipped, loss scale now {}", step + 1,
+                  scaler_->scale());
+    return Outcome::kSkipped;
+  }
+  const std::string what =
+      h.bad_loss ? "the loss is " + std::to_string(h.loss)
+                 : "the gradient of " + first_nonfinite_gradient(*sgd_) + " is not finite" +
+                       (scaler_->collapsed() ? " at every loss scale (it fell below 2^-24)" : "");
+  ++bad_in_a_row_;
+  if (bad_in_a_row_ <= config_.nonfinite_skip) {
+    ++skipped_;
+    spdlog::warn("step {}: {}; the step is skipped ({} of nonfinite_skip {} in a row)", step + 1,
+                 what, bad_in_a_row_, config_.nonfinite_skip);
+    return Outcome::kSkipped;
+  }
+  throw AgreedError("training diverged at step " + std::to_string(step + 1) + " (" +
+                    (h.bad_loss ? "loss" : "backward") + "): " + what +
+                    ". The step was not applied and no checkpoint is written from this state; "
+                    "the last good checkpoint: " +
+                    last_good_checkpoint() +
+                    ". Lower lr, raise warmup_epoch or set clip_grad_norm; nonfinite_skip lets "
+                    "a run skip isolated bad steps.");
+}
+
+// One step; its lines are the phases.
+Trainer::Outcome Trainer::step(int64_t step, StepStats& stats, double& lr) {
+  timer_.start(Phase::kData);
+  const data::Batch& batch = loader_->get(step);
+  sgd_->zero_grad();
+  comm_.take_seconds();
+  const at::Tensor loss = method_->forward(batch, timer_, stats);  // fwd, gallery, head
+  const double coll_forward = comm_.take_seconds();
+  timer_.start(Phase::kBackward);
+  (scaler_->enabled() ? loss * scaler_->scale() : loss).backward();
+  plant_fault(step);
+  const double coll_backward = comm_.take_seconds();
+  timer_.start(Phase::kComm);
+  reducer_->all_reduce_sum(comm_, 1.0 / scaler_->scale());
+  health_ = agree(comm_, stats.loss, reducer_->sum_of_squares());
+  timer_.start(Phase::kOptimizer);
+  lr = learning_rate(sched_, step);
+  Outcome outcome = Outcome::kApplied;
+  if (health_.bad_loss || health_.bad_grad) {
+    outcome = handle_nonfinite(step, health_);
+  } else {
+    bad_in_a_row_ = 0;
+    scaler_->update(false);
+    if (config_.clip_grad_norm > 0) {
+      clip_grad_norm_(sgd_->params(), config_.clip_grad_norm,
+                      at::full({}, health_.grad_norm, at::kDouble));
+    }
+    sgd_->step(lr);
+    method_->after_step(lr, 1.0 / scaler_->scale());
+  }
+  comm_.take_seconds();  // the all-reduce is in the comm phase already
+  auto phases = timer_.take();
+  // Collectives inside the head's forward and the backward count as comm, not there.
+  phases[static_cast<int>(Phase::kHead)] -= coll_forward;
+  phases[static_cast<int>(Phase::kBackward)] -= coll_backward;
+  phases[static_cast<int>(Phase::kComm)] += coll_forward + coll_backward;
+  window_->add(phases, stats);
+  if (!placement_checked_) {
+    check_placement(device_, *probe_, *method_, *sgd_, *reducer_, batch, loss);
+    placement_checked_ = true;
+  }
+  return health_.stop ? Outcome::kStop : outcome;
+}
+
+TrainResult Trainer::run() {
+  const int64_t first_step = resume_training(state_, resume_);
   TrainResult result;
   result.steps = first_step;
   int64_t saved_at = -1;
-  PhaseTimer timer;
-  auto window_start = std::chrono::steady_clock::now();
-  const auto run_start = window_start;
-  int64_t window_steps = 0;
-  int64_t window_probe = 0;
-  int64_t window_gallery = 0;
-  std::array<double, kPhases> window_phases{};
-  for (int64_t step = first_step; step < end; ++step) {
-    timer.start(Phase::kData);
-    const data::Batch& batch = loader.get(step);
+  window_ = std::make_unique<ProgressWindow>(config_, comm_.size(), end_, sched_.steps_per_epoch);
+  for (int64_t s = first_step; s < end_; ++s) {
     StepStats stats;
-    sgd.zero_grad();
-    comm.take_seconds();
-    const at::Tensor loss = method->forward(batch, timer, stats);
-    const double coll_forward = comm.take_seconds();
-    timer.start(Phase::kBackward);
-    loss.backward();
-    const double coll_backward = comm.take_seconds();
-    timer.start(Phase::kComm);
-    reducer.all_reduce_sum(comm);
-    timer.start(Phase::kOptimizer);
-    if (config.clip_grad_norm > 0) {
-      clip_grad_norm(sgd.params(), config.clip_grad_norm);
-    }
-    const double lr = learning_rate(sched, step);
-    sgd.step(lr);
-    method->after_step(lr);
-    comm.take_seconds();  // the all-reduce is in the comm phase already
-    auto phases = timer.take();
-    // Collectives inside the head's forward and the backward count as comm, not there.
-    phases[static_cast<int>(Phase::kHead)] -= coll_forward;
-    phases[static_cast<int>(Phase::kBackward)] -= coll_backward;
-    phases[static_cast<int>(Phase::kComm)] += coll_forward + coll_backward;
-    for (int i = 0; i < kPhases; ++i) {
-      window_phases[i] += phases[i];
-    }
-    ++window_steps;
-    window_probe += stats.probe_images;
-    window_gallery += stats.gallery_images;
-    result.steps = step + 1;
-    result.final_loss = stats.loss;
-
-    if ((step + 1) % config.frequent == 0 || step + 1 == end) {
-      const auto now = std::chrono::steady_clock::now();
-      const double seconds = std::chrono::duration<double>(now - window_start).count();
-      const double probe_rate = window_probe * world_size / seconds;
-      const double all_rate = (window_probe + window_gallery) * world_size / seconds;
-      std::array<double, kPhases> per_step{};
-      for (int i = 0; i < kPhases; ++i) {
-        per_step[i] = window_phases[i] / window_steps;
+    double lr = 0;
+    const Outcome outcome = step(s, stats, lr);
+    result.steps = s + 1;
+    if ((s + 1) % config_.frequent == 0 || s + 1 == end_ || outcome == Outcome::kStop) {
+      StepFigures extra;
+      extra.add("grad_norm", health_.grad_norm);
+      extra.add("skipped_steps", skipped_);
+      if (scaler_->enabled()) {
+        extra.add("loss_scale", scaler_->scale());
       }
-      const double eta = (end - step - 1) * seconds / window_steps;
-      const int64_t epoch = step / sched.steps_per_epoch;
-      spdlog::info(
-          "epoch {}/{} step {}/{} | {:.0f} img/s ({:.0f} probe) | loss {:.4f} {} | lr "
-          "{:.4g} | {} | eta {}",
-          epoch + 1, config.num_epoch, step + 1, end, all_rate, probe_rate, stats.loss,
-          stats.progress, lr, phase_text(per_step), format_duration(eta));
-      nlohmann::ordered_json rec;
-      rec["step"] = step + 1;
-      rec["epoch"] = epoch;
-      rec["loss"] = stats.loss;
-      for (const auto& [k, v] : stats.fields.items()) {
-        rec[k] = v;
-      }
-      rec["lr"] = lr;
-      rec["images_per_s"] = all_rate;
-      rec["probe_images_per_s"] = probe_rate;
-      nlohmann::ordered_json ph;
-      for (int i = 0; i < kPhases; ++i) {
-        ph[phase_name(static_cast<Phase>(i))] = 1000 * per_step[i];
-      }
-      rec["phase_ms"] = ph;
-      // The largest peak RSS of any rank so far (one small all-reduce per progress line).
-      at::Tensor rss =
-          at::full({1}, static_cast<double>(peak_rss_bytes()) / (1 << 20), at::kDouble);
-      comm.all_reduce(rss, comm::ReduceOp::kMax);
-      rec["peak_rss_mib"] = rss.item<double>();
-      rec["elapsed_s"] = std::chrono::duration<double>(now - run_start).count();
-      metrics.write(rec);
-      state.last_metrics = rec.dump();
-      result.images_per_second = all_rate;
-      result.probe_images_per_second = probe_rate;
-      window_start = now;
-      window_steps = window_probe = window_gallery = 0;
-      window_phases.fill(0.0);
+      state_.last_metrics =
+          window_->report(s, lr, stats, extra, *method_, comm_, metrics_, result).dump();
     }
-    if (config.save_every > 0 && (step + 1) % config.save_every == 0) {
-      save_checkpoint(state, step + 1);
-      saved_at = step + 1;
+    if (config_.save_every > 0 && (s + 1) % config_.save_every == 0) {
+      save_checkpoint(state_, s + 1);
+      saved_at = s + 1;
     }
     // Evaluation every `verbose` steps (and at the end, below).
-    if (config.verbose > 0 && (step + 1) % config.verbose == 0 && step + 1 < end) {
-      evaluate(config, *method, *probe, comm, step + 1, metrics, result);
+    if (config_.verbose > 0 && (s + 1) % config_.verbose == 0 && s + 1 < end_) {
+      evaluate(config_, *method_, *probe_, comm_, s + 1, metrics_, result);
     }
     // SIGUSR1/SIGTERM on any rank: all ranks stop here, at the same step, save and exit with
     // status 3 (job scripts requeue on it).
-    if (comm::stop_requested(comm)) {
+    if (outcome == Outcome::kStop) {
       spdlog::warn("stop requested by signal {} at step {}: saving and exiting", last_stop_signal(),
-                   step + 1);
-      if (saved_at != step + 1) {
-        save_checkpoint(state, step + 1);
+                   s + 1);
+      if (saved_at != s + 1) {
+        save_checkpoint(state_, s + 1);
       }
       result.stopped_by_signal = true;
       return result;
     }
   }
-  if (config.save_last && saved_at != result.steps) {
-    save_checkpoint(state, result.steps);
+  if (config_.save_last && saved_at != result.steps) {
+    save_checkpoint(state_, result.steps);
   }
-  evaluate(config, *method, *probe, comm, result.steps, metrics, result);
-  spdlog::info(
-      "done: {} steps in {}; log {}/train.log, metrics {}/metrics.jsonl", result.steps,
-      format_duration(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count()),
-      config.output, config.output);
+  evaluate(config_, *method_, *probe_, comm_, result.steps, metrics_, result);
+  spdlog::info("done: {} steps in {}; log {}/train.log, metrics {}/metrics.jsonl", result.steps,
+               format_duration(window_->elapsed()), config_.output, config_.output);
   return result;
+}
+
+}  // namespace
+
+TrainResult train(const Config& requested, comm::Communicator& world, const std::string& resume) {
+  Trainer trainer(requested, world, resume);
+  return trainer.run();
 }
 
 }  // namespace ffc::train

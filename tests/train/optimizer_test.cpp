@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/optim/sgd.h>
 
+#include "train/loss_scaler.h"
 #include "train/schedule.h"
 
 namespace ffc::train {
@@ -47,6 +48,43 @@ TEST(Sgd, ClipGradNorm) {
   EXPECT_NEAR(clip_grad_norm({a, b}, 1.0), 5.0, 1e-6);
   EXPECT_NEAR(a.grad()[0].item<float>(), 0.6f, 1e-5);
   EXPECT_NEAR(b.grad()[0].item<float>(), 0.8f, 1e-5);
+}
+
+// torch.cuda.amp.GradScaler's rule: a non-finite step halves the scale and resets the count; after
+// growth_interval finite steps in a row the scale doubles.
+TEST(LossScaler, BacksOffOnOverflowAndGrowsAfterTheInterval) {
+  LossScalerOptions o;
+  o.enabled = true;
+  o.init_scale = 1024;
+  o.growth_interval = 3;
+  LossScaler s(o);
+  EXPECT_EQ(s.scale(), 1024);
+  s.update(false);
+  s.update(false);
+  EXPECT_EQ(s.growth_tracker(), 2);
+  s.update(true);  // overflow: skipped, halved, count reset
+  EXPECT_EQ(s.scale(), 512);
+  EXPECT_EQ(s.growth_tracker(), 0);
+  EXPECT_EQ(s.skipped(), 1);
+  s.update(false);
+  s.update(false);
+  EXPECT_EQ(s.scale(), 512);
+  s.update(false);  // the third finite step in a row
+  EXPECT_EQ(s.scale(), 1024);
+  EXPECT_EQ(s.growth_tracker(), 0);
+  s.restore(8, 2);
+  EXPECT_EQ(s.scale(), 8);
+  s.update(false);
+  EXPECT_EQ(s.scale(), 16);
+  EXPECT_FALSE(s.collapsed());
+  for (int i = 0; i < 40; ++i) {
+    s.update(true);
+  }
+  EXPECT_TRUE(s.collapsed());
+  LossScaler off(LossScalerOptions{});
+  EXPECT_EQ(off.scale(), 1.0);  // disabled: the loss is not scaled
+  off.update(true);
+  EXPECT_EQ(off.scale(), 1.0);
 }
 
 TEST(Schedule, PolyWithWarmupAndMultistep) {
