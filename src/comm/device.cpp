@@ -48,6 +48,12 @@ bool supports_bfloat16(at::Device device) {
   return false;
 }
 
+#if !defined(FFC_TORCH_HAS_CUDA)
+int64_t device_peak_bytes(at::Device /*device*/) {
+  return -1;
+}
+#endif
+
 std::string describe_device(at::Device device) {
 #if defined(FFC_WITH_CUDA)
   cudaDeviceProp prop{};

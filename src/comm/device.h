@@ -6,6 +6,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <string>
 
 namespace ffc::comm {
@@ -19,6 +20,10 @@ void synchronize(at::Device device);
 // Whether the device computes in bfloat16 at full rate (CUDA compute capability >= 8.0, or the
 // CPU, where autocast supports bfloat16): what amp_dtype auto chooses on a GPU.
 bool supports_bfloat16(at::Device device);
+
+// The most bytes LibTorch's caching allocator has held allocated on a CUDA device since the
+// process started (its peak), or -1 where it cannot tell (the CPU, or a LibTorch without CUDA).
+int64_t device_peak_bytes(at::Device device);
 
 // "NVIDIA H200, 139.8 GiB, compute capability 9.0" for a CUDA device, "cpu" otherwise.
 std::string describe_device(at::Device device);
