@@ -1,7 +1,9 @@
 #include "apps/guarded_main.h"
 
 #include <ATen/Parallel.h>
+#include <hdf5.h>
 
+#include <cstdlib>
 #include <exception>
 
 #include "common/error.h"
@@ -48,6 +50,13 @@ int guarded_main(const std::function<int()>& body) {
     comm::abort_job(code);
   }
   flush_logs();
+  // A file still open here is one whose close failed (a full disk during a save; the error was
+  // reported): HDF5's teardown of it crashes in its close callback, from H5close or from
+  // MPI_Finalize, so the process leaves with its status without either.
+  if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) > 0) {
+    std::_Exit(code);
+  }
+  H5close();
   comm::finalize_mpi();
   return code;
 }

@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "support/mpi_env.h"
 
 namespace ffc::head {
@@ -140,6 +142,27 @@ TEST(ShardedSoftmax, FreshTopKEqualsSingleProcess) {
           << cols << " " << k;
     }
   }
+}
+
+// Rows without a CE term (FFC's fresh probes) used to keep a row maximum of 0 and were
+// exponentiated as exp(s * cos): inf for s * cos > 88.7, then inf * 0 = NaN in the gradient. At
+// scale 1024 with cosines up to 0.9 that overflowed; every row now subtracts its real maximum.
+TEST(ShardedSoftmax, HighScaleStaysFiniteInRowsWithoutCe) {
+  const int rank = world().rank();
+  const int p = world().size();
+  MarginSpec am;
+  am.type = MarginType::kAm;
+  am.m3 = 0.4;
+  am.scale = 1024;
+  const Problem prob = make_problem(24, 37, 11);
+  const at::Tensor mine = local_columns(37, rank, p);
+  at::Tensor cos = prob.cos.index_select(1, mine).to(at::kFloat).contiguous();
+  const CeResult r = softmax_ce_(cos, local_targets(prob, mine, rank, p), am, world());
+  EXPECT_TRUE(std::isfinite(r.loss.item<double>()));
+  EXPECT_TRUE(at::isfinite(cos).all().item<bool>()) << "dJ/dcos holds NaN or inf";
+  const auto [j, grad] = reference_ce(prob, am);
+  EXPECT_NEAR(r.loss.item<double>(), j, 1e-4 * std::abs(j));
+  EXPECT_TRUE(at::allclose(cos, grad.index_select(1, mine).to(at::kFloat), 1e-3, 1e-4));
 }
 
 TEST(ShardedSoftmax, DefaultFreshK) {
