@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
+#include <functional>
 
 #include "comm/mpi_handle.h"
 #include "common/error.h"
@@ -88,6 +90,24 @@ int64_t step_of(const std::string& name) {
   return -1;
 }
 
+// Runs one collective step of a checkpoint write and tells every rank whether it failed on any,
+// so that all ranks give up together: a rank that went on alone into the next collective call
+// would wait there forever (a full disk often fails only the rank that writes HDF5's metadata).
+void agreed(comm::Communicator& comm, const std::function<void()>& step) {
+  std::exception_ptr error;
+  try {
+    step();
+  } catch (const Error&) {
+    error = std::current_exception();
+  }
+  if (comm::any_rank(comm, error != nullptr)) {
+    if (error) {
+      std::rethrow_exception(error);
+    }
+    throw IoError("another rank could not write its part of the checkpoint (its log says why)");
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- writer
@@ -103,8 +123,10 @@ CheckpointWriter::~CheckpointWriter() = default;
 void CheckpointWriter::replicated(const std::string& name, const at::Tensor& t, int writer) {
   const at::Tensor c = storable(t);
   const DType type = dtype_of(c);
-  file_.create_dataset(name, type, c.sizes().vec());
-  file_.write_whole(name, type, comm_.rank() == writer ? c.data_ptr() : nullptr, writer);
+  agreed(comm_, [&] { file_.create_dataset(name, type, c.sizes().vec()); });
+  agreed(comm_, [&] {
+    file_.write_whole(name, type, comm_.rank() == writer ? c.data_ptr() : nullptr, writer);
+  });
 }
 
 void CheckpointWriter::rows(const std::string& name, const at::Tensor& local, int64_t global_rows,
@@ -114,9 +136,11 @@ void CheckpointWriter::rows(const std::string& name, const at::Tensor& local, in
   std::vector<int64_t> dims = c.sizes().vec();
   dims[0] = global_rows;
   const DType type = dtype_of(c);
-  file_.create_dataset(name, type, dims);
-  file_.write_strided_rows(name, type, first, stride, c.size(0),
-                           c.numel() > 0 ? c.data_ptr() : nullptr);
+  agreed(comm_, [&] { file_.create_dataset(name, type, dims); });
+  agreed(comm_, [&] {
+    file_.write_strided_rows(name, type, first, stride, c.size(0),
+                             c.numel() > 0 ? c.data_ptr() : nullptr);
+  });
 }
 
 void CheckpointWriter::bytes(const std::string& name, const std::string& data) {
@@ -124,10 +148,9 @@ void CheckpointWriter::bytes(const std::string& name, const std::string& data) {
   // rank's own timings), and the dataset's size must be the same on every rank of the collective
   // create: else rank 0 writes its text into a dataset sized for another rank's, leaving trailing
   // garbage (or cutting it short).
-  at::Tensor size = at::full({1}, static_cast<int64_t>(data.size()),
-                             at::TensorOptions().dtype(at::kLong).device(comm_.device()));
-  comm_.broadcast(size, 0);
-  const int64_t n = size.to(at::kCPU).item<int64_t>();
+  at::Tensor size = at::full({1}, static_cast<int64_t>(data.size()), at::kLong);
+  comm_.host().broadcast(size, 0);
+  const int64_t n = size.item<int64_t>();
   at::Tensor t = at::zeros({n}, at::kByte);
   if (comm_.rank() == 0 && n > 0) {
     std::memcpy(t.data_ptr(), data.data(), static_cast<size_t>(n));
@@ -136,12 +159,12 @@ void CheckpointWriter::bytes(const std::string& name, const std::string& data) {
 }
 
 void CheckpointWriter::attribute(const std::string& name, const h5::AttributeValue& value) {
-  file_.write_attribute(name, value);
+  agreed(comm_, [&] { file_.write_attribute(name, value); });
 }
 
 void CheckpointWriter::close() {
   attribute("complete", int64_t{1});
-  file_.close();
+  agreed(comm_, [&] { file_.close(); });
 }
 
 // ---------------------------------------------------------------- reader

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 
@@ -32,6 +33,30 @@ at::Tensor started_tensor(Sgd& sgd) {
     v.push_back(b ? 1 : 0);
   }
   return at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kByte).clone();
+}
+
+// On rank 0: "" when the checkpoint folder has room for another checkpoint of the size of the
+// latest one (plus 2% and 1 MiB), else what is missing.
+std::string space_problem(const std::string& dir) {
+  const auto latest = ckpt::latest_checkpoint(dir);
+  if (!latest) {
+    return {};
+  }
+  std::error_code ec;
+  const auto need = static_cast<double>(std::filesystem::file_size(*latest, ec));
+  const std::filesystem::space_info space = std::filesystem::space(dir, ec);
+  if (ec) {
+    return {};
+  }
+  const double want = need * 1.02 + (1 << 20);
+  if (static_cast<double>(space.available) >= want) {
+    return {};
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof(buf),
+                "%.1f MiB needed (the size of the last checkpoint), %.1f MiB free",
+                want / (1 << 20), static_cast<double>(space.available) / (1 << 20));
+  return dir + ": no room for the checkpoint: " + buf;
 }
 
 // Every tensor a checkpoint holds, by name (probe weights and buffers, momentum, the method's).
@@ -108,8 +133,15 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
   const auto start = std::chrono::steady_clock::now();
   const std::string name = ckpt::checkpoint_file_name(step);
   const std::string tmp = dir + "/." + name + ".partial";
-  std::string failure;
+  // Room first: the previous checkpoint's size is the next one's (the state's shapes do not
+  // change). A save that cannot fit is refused before it starts, because a collective write that
+  // runs out of space fails on some ranks only, and HDF5 then waits forever in its own
+  // collectives (chunk allocation) on the others.
+  std::string failure = comm.rank() == 0 ? space_problem(dir) : std::string();
   try {
+    if (comm::any_rank(comm, !failure.empty())) {
+      throw IoError(failure.empty() ? std::string("rank 0 found no room") : failure);
+    }
     ckpt::CheckpointWriter w(tmp, comm);
     const int64_t spe = s.planner->steps_per_epoch();
     w.attribute("step", step);

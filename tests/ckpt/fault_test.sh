@@ -3,10 +3,9 @@
 #   1. divergence: a run resumed with lr 1e8 stops with exit status 1 at the first non-finite
 #      step, naming it and the last good checkpoint, writes no checkpoint, leaves `latest` and
 #      every earlier checkpoint in place; with nonfinite_skip the bad steps are skipped, counted;
-#   2. a full disk (a tmpfs of a few MiB) during a save, at 1 rank: exit status 1 (not a crash),
-#      the partial file removed, the earlier checkpoint intact and named by `latest`, and
-#      `--resume auto` continues from it once there is room (at 2 ranks the failed collective
-#      write still hangs: the issue stays open for it);
+#   2. a full disk (a tmpfs of a few MiB) at the second save, at 1 and 2 ranks: exit status 1 (not
+#      a crash, not a hang), no partial file, the earlier checkpoint intact and named by
+#      `latest`, and `--resume auto` continues from it once there is room;
 #   3. a high logit scale (1024) stays finite.
 # usage: fault_test.sh MPIEXEC FFC
 MPIEXEC=$1 FFC=$2
@@ -46,7 +45,7 @@ if ! mount -t tmpfs -o size=10m tmpfs "$mnt" 2>/dev/null; then
   exit 77
 fi
 trap 'umount "$mnt" 2>/dev/null; rm -rf "$tmp"' EXIT
-for np in 1; do
+for np in 1 2; do
   run=$mnt/run$np
   rm -rf "$run"
   # A 6.7 MiB first checkpoint fits in the 10 MiB filesystem; the second does not.
