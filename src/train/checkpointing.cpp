@@ -85,13 +85,13 @@ std::string first_nonfinite_tensor(const TrainingState& s) {
     const at::Tensor& t = tensors[i].second;
     if (t.defined() && t.numel() > 0 && at::isFloatingType(t.scalar_type())) {
       // A sum is not finite when an element is not (or the sum overflows: a diverged state too).
-      sums.push_back(t.detach().sum().to(at::kDouble).to(at::kCPU));
+      sums.push_back(t.detach().sum().to(at::kDouble));
       which.push_back(i);
     }
   }
   std::string name;
   if (!sums.empty()) {
-    const at::Tensor all = at::stack(sums);
+    const at::Tensor all = at::stack(sums).cpu();  // one copy from the device
     const at::Tensor bad = at::isfinite(all).logical_not();
     if (bad.any().item<bool>()) {
       name = tensors[which[bad.to(at::kLong).argmax().item<int64_t>()]].first;

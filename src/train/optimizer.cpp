@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
@@ -66,31 +67,31 @@ void Sgd::zero_grad() {
   }
 }
 
-at::Tensor clip_grad_norm_(const std::vector<at::Tensor>& params, double max_norm,
-                           at::Tensor norm) {
+void scale_gradients(const std::vector<at::Tensor>& params, double factor) {
+  if (factor == 1.0) {
+    return;
+  }
   at::NoGradGuard no_grad;
-  if (!norm.defined()) {
-    std::vector<at::Tensor> norms;
-    for (const auto& p : params) {
-      if (p.grad().defined()) {
-        norms.push_back(p.grad().norm().to(at::kDouble));
-      }
-    }
-    norm = norms.empty() ? at::zeros({}, at::kDouble) : at::stack(norms).pow(2).sum().sqrt();
-  }
-  if (max_norm > 0) {
-    const at::Tensor coef = (max_norm / (norm + 1e-6)).clamp_max(1.0);
-    for (const auto& p : params) {
-      if (p.grad().defined()) {
-        p.grad().mul_(coef.to(p.grad().device(), p.grad().scalar_type()));
-      }
+  for (const auto& p : params) {
+    if (p.grad().defined()) {
+      p.grad().mul_(factor);
     }
   }
-  return norm;
 }
 
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
-  return clip_grad_norm_(params, max_norm).item<double>();
+  double total = 0;
+  for (const auto& p : params) {
+    if (p.grad().defined()) {
+      const double n = p.grad().norm().item<double>();
+      total += n * n;
+    }
+  }
+  const double norm = std::sqrt(total);
+  if (max_norm > 0) {
+    scale_gradients(params, std::min(1.0, max_norm / (norm + 1e-6)));
+  }
+  return norm;
 }
 
 }  // namespace ffc::train

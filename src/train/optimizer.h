@@ -48,13 +48,12 @@ class Sgd {
   int64_t steps_ = 0;
 };
 
-// torch.nn.utils.clip_grad_norm_: when max_norm > 0, every gradient is multiplied by
-// min(1, max_norm / (norm + 1e-6)), where `norm` is the global gradient norm (a device scalar, or
-// undefined: computed here). Device arithmetic only: nothing waits for the device. Returns the
-// norm.
-at::Tensor clip_grad_norm_(const std::vector<at::Tensor>& params, double max_norm,
-                           at::Tensor norm = {});
-// The same, returning the norm's value (reads it on the host).
+// Every defined gradient multiplied by `factor` (nothing when it is 1).
+void scale_gradients(const std::vector<at::Tensor>& params, double factor);
+
+// torch.nn.utils.clip_grad_norm_: the global gradient norm of `params` and, when max_norm > 0,
+// every gradient multiplied by min(1, max_norm / (norm + 1e-6)). Returns the norm. (The trainer
+// has the norm on the host already and calls scale_gradients.)
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
 }  // namespace ffc::train

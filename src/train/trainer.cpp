@@ -487,8 +487,9 @@ Trainer::Outcome Trainer::step(int64_t step, StepStats& stats, double& lr) {
     bad_in_a_row_ = 0;
     scaler_->update(false);
     if (config_.clip_grad_norm > 0) {
-      clip_grad_norm_(sgd_->params(), config_.clip_grad_norm,
-                      at::full({}, health_.grad_norm, at::kDouble));
+      // The norm is on the host already (the step's one read): a factor, not a device tensor.
+      scale_gradients(sgd_->params(),
+                      std::min(1.0, config_.clip_grad_norm / (health_.grad_norm + 1e-6)));
     }
     sgd_->step(lr);
     method_->after_step(lr, 1.0 / scaler_->scale());
