@@ -13,6 +13,7 @@
 
 #include "apps/commands.h"
 #include "ckpt/checkpoint.h"
+#include "ckpt/input_norm_h5.h"
 #include "ckpt/state_dict_h5.h"
 #include "common/error.h"
 #include "common/logging.h"
@@ -253,14 +254,23 @@ int run_ckpt_export(const CkptCommand& cmd) {
     throw FormatError(cmd.path + ": no " + group + " network in this checkpoint (method " +
                       r.string_attribute("method") + ")");
   }
-  ckpt::write_tensors_h5(cmd.out, tensors,
-                         {{"format", std::string(model::kBackboneFormat)},
-                          {"format_version", model::kBackboneFormatVersion},
-                          {"network", r.string_attribute("network")},
-                          {"embedding_size", r.int_attribute("embedding_size")},
-                          {"image_size", r.int_attribute("image_size")},
-                          {"producer", std::string("ffc ckpt export of ") + cmd.path + " step " +
-                                           std::to_string(r.int_attribute("step"))}});
+  ckpt::h5::Attributes attrs = {
+      {"format", std::string(model::kBackboneFormat)},
+      {"format_version", model::kBackboneFormatVersion},
+      {"network", r.string_attribute("network")},
+      {"embedding_size", r.int_attribute("embedding_size")},
+      {"image_size", r.int_attribute("image_size")},
+      {"producer", std::string("ffc ckpt export of ") + cmd.path + " step " +
+                       std::to_string(r.int_attribute("step"))}};
+  // The normalisation the network was trained with; checkpoints written before ffc recorded it
+  // were trained with ffc's.
+  const InputNorm norm =
+      ckpt::recorded_input_norm(ckpt::read_root_attributes_h5(cmd.path), cmd.path)
+          .value_or(legacy_input_norm());
+  for (auto& a : ckpt::input_norm_attributes(norm)) {
+    attrs.push_back(std::move(a));
+  }
+  ckpt::write_tensors_h5(cmd.out, tensors, attrs);
   std::cout << "exported the " << cmd.net << " network (" << tensors.size() << " tensors) of "
             << cmd.path << " to " << cmd.out << "\n";
   return 0;

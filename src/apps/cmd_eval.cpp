@@ -12,6 +12,7 @@
 
 #include "apps/commands.h"
 #include "apps/guarded_main.h"
+#include "apps/network_cli.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "data/dataset.h"
@@ -72,7 +73,7 @@ int run_eval(const EvalCommand& cmd) {
     std::cout << dump_config(config);
     return kExitOk;
   }
-  const bool has_network = !cmd.backbone.empty() || !cmd.checkpoint.empty();
+  const bool has_network = !cmd.network.backbone.empty() || !cmd.network.checkpoint.empty();
   if (!cmd.save_heldout.empty() && !cmd.synthetic) {
     throw ConfigError("--save-heldout writes procedural held-out pairs: add --synthetic");
   }
@@ -122,20 +123,18 @@ int run_eval(const EvalCommand& cmd) {
     }
   }
 
-  eval::NetworkSource source;
-  source.backbone = cmd.backbone;
-  source.checkpoint = cmd.checkpoint;
-  source.net = cmd.net;
-  eval::LoadedNetwork loaded = eval::load_network(source);
+  eval::LoadedNetwork loaded = eval::load_network(network_source(cmd.network));
   loaded.net->to(comm.device());
   model::Backbone& net = *loaded.net;
   const model::BackboneSpec& spec = net.spec();
   spdlog::info("evaluating {} on {} rank(s), {}", loaded.description, comm.size(),
                cmd.no_flip ? "without flip" : "with the flip test");
+  spdlog::info("input normalisation {} ({})", describe(loaded.input_norm), loaded.input_norm_note);
 
   eval::EvalOptions options;
   options.flip = !cmd.no_flip;
   options.batch = cmd.batch;
+  options.norm = loaded.input_norm;
   const data::ColorOrder order = data::parse_color_order(config.color_order);
   std::vector<eval::VerificationReport> reports;
   for (const auto& set : sets) {
@@ -150,7 +149,7 @@ int run_eval(const EvalCommand& cmd) {
     }
     if (config.val_identities > 0) {
       longtail = eval::evaluate_longtail(net, synthetic, config.val_identities, comm, options.batch,
-                                         options.flip);
+                                         options.flip, options.norm);
       has_longtail = true;
     }
   }
@@ -173,15 +172,16 @@ int run_eval(const EvalCommand& cmd) {
   if (cmd.json) {
     nlohmann::ordered_json doc;
     nlohmann::ordered_json n;
-    n["file"] = cmd.backbone.empty() ? cmd.checkpoint : cmd.backbone;
-    n["kind"] = cmd.backbone.empty() ? "checkpoint" : "backbone";
-    if (!cmd.checkpoint.empty()) {
-      n["net"] = cmd.net;
+    n["file"] = cmd.network.backbone.empty() ? cmd.network.checkpoint : cmd.network.backbone;
+    n["kind"] = cmd.network.backbone.empty() ? "checkpoint" : "backbone";
+    if (!cmd.network.checkpoint.empty()) {
+      n["net"] = cmd.network.net;
     }
     n["network"] = spec.name;
     n["embedding_size"] = spec.embedding_size;
     n["image_size"] = spec.image_size;
     n["step"] = loaded.step;
+    n["input_norm"] = loaded.input_norm.name;
     doc["network"] = n;
     doc["ranks"] = comm.size();
     doc["flip"] = options.flip;

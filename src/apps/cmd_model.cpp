@@ -100,7 +100,7 @@ int run_model_export(const ModelCommand& cmd) {
   const model::BackboneSpec spec = spec_of(cmd);
   at::manual_seed(static_cast<uint64_t>(cmd.seed));
   const auto net = model::make_backbone(spec);
-  model::export_backbone_h5(*net, cmd.out);
+  model::export_backbone_h5(*net, input_norm_named(cmd.input_norm), cmd.out);
   std::cout << "wrote " << cmd.out << ": network " << spec.name << ", embedding_size "
             << spec.embedding_size << ", image_size " << spec.image_size << ", seed " << cmd.seed
             << " (freshly initialised)\n";

@@ -89,6 +89,7 @@ struct ModelCommand {
   bool json = false;
   std::string out;
   int64_t seed = 2048;
+  std::string input_norm = "ffc";  // recorded in the exported file
 };
 int run_model_list(const ModelCommand& cmd);
 int run_model_info(const ModelCommand& cmd);
@@ -130,12 +131,18 @@ struct BenchAccuracyCommand {
 int run_bench_accuracy(const BenchAccuracyCommand& cmd);
 
 // `ffc eval` (apps/cmd_eval.cpp, docs/eval.md).
-struct EvalCommand {
-  ConfigOptions config;
-  std::string backend = "mpi";
+// The network `ffc eval` and `ffc embed` read (eval/network_file.h).
+struct NetworkOptions {
   std::string backbone;       // an exported backbone, or
   std::string checkpoint;     // a checkpoint
   std::string net = "probe";  // the net of a checkpoint: probe or gallery
+  std::string input_norm;     // "": the one the file records
+};
+
+struct EvalCommand {
+  ConfigOptions config;
+  std::string backend = "mpi";
+  NetworkOptions network;
   std::vector<std::string> set_files;
   bool synthetic = false;
   bool no_flip = false;
@@ -145,5 +152,17 @@ struct EvalCommand {
   std::string save_heldout;  // write the procedural held-out pairs as a set file
 };
 int run_eval(const EvalCommand& cmd);
+
+struct EmbedCommand {
+  ConfigOptions config;
+  std::string backend = "mpi";
+  NetworkOptions network;
+  std::string input;  // image folder, RecordIO dataset, or verification set file
+  std::string out;
+  bool no_flip = false;
+  int64_t batch = 256;
+  int64_t chunk = 8192;
+};
+int run_embed(const EmbedCommand& cmd);
 
 }  // namespace ffc::app

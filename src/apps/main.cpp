@@ -282,7 +282,54 @@ void add_model_commands(CLI::App& app, Action& action) {
   sub->add_option("--embedding-size", exp->embedding_size, "Embedding dimension D")
       ->capture_default_str();
   sub->add_option("--image-size", exp->image_size, "Image side (default: the network's own)");
+  sub->add_option("--input-norm", exp->input_norm,
+                  "Input normalisation the file records: ffc (x-127.5)/128 or insightface "
+                  "(x-127.5)/127.5")
+      ->check(CLI::IsMember({"ffc", "insightface"}))
+      ->capture_default_str();
   sub->callback([&action, exp] { action = [exp] { return run_model_export(*exp); }; });
+}
+
+void add_network_options(CLI::App& sub, NetworkOptions& options) {
+  auto* backbone = sub.add_option("--backbone", options.backbone,
+                                  "Backbone file, .h5 (ffc model export, ffc ckpt export, "
+                                  "tools/ffc_h5.py --from-pt)");
+  auto* checkpoint = sub.add_option("--checkpoint", options.checkpoint, "Checkpoint file, .h5");
+  backbone->excludes(checkpoint);
+  sub.add_option("--net", options.net, "The net of a checkpoint")
+      ->check(CLI::IsMember({"probe", "gallery"}))
+      ->capture_default_str();
+  sub.add_option("--input-norm", options.input_norm,
+                 "Input normalisation, overriding the one the file records (for files written "
+                 "before ffc recorded it): ffc (x-127.5)/128 or insightface (x-127.5)/127.5")
+      ->check(CLI::IsMember({"ffc", "insightface"}));
+}
+
+void add_embed_command(CLI::App& app, Action& action) {
+  auto cmd = std::make_shared<EmbedCommand>();
+  auto* sub = app.add_subcommand(
+      "embed",
+      "Embeddings of an image folder, RecordIO dataset or verification set file into HDF5 "
+      "(docs/eval.md); under mpirun the work is split over the ranks");
+  add_network_options(*sub, cmd->network);
+  sub->add_option("--input", cmd->input,
+                  "Image folder (JPEG; one sub-folder per identity, or flat), RecordIO dataset "
+                  "folder or train.rec, or verification set file (.h5)")
+      ->required();
+  sub->add_option("--out", cmd->out, "Output file, .h5")->required();
+  sub->add_flag("--no-flip", cmd->no_flip,
+                "The images' embeddings only (default: plus their mirror images')");
+  sub->add_option("--batch", cmd->batch, "Images per forward")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
+  sub->add_option("--chunk", cmd->chunk, "Images per rank between writes")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->capture_default_str();
+  sub->add_option("--backend", cmd->backend, "Communication backend")
+      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
+      ->capture_default_str();
+  add_config_options(*sub, cmd->config);
+  sub->callback([&action, cmd] { action = [cmd] { return run_embed(*cmd); }; });
 }
 
 void add_eval_command(CLI::App& app, Action& action) {
@@ -292,13 +339,7 @@ void add_eval_command(CLI::App& app, Action& action) {
       "Verification (10 folds, TAR@FAR, ROC) of a backbone or checkpoint on converted "
       "verification sets and procedural held-out pairs, with the long-tail breakdown "
       "(docs/eval.md); under mpirun the work is split over the ranks");
-  auto* backbone =
-      sub->add_option("--backbone", cmd->backbone, "Exported backbone (ffc model export), .h5");
-  auto* checkpoint = sub->add_option("--checkpoint", cmd->checkpoint, "Checkpoint file, .h5");
-  backbone->excludes(checkpoint);
-  sub->add_option("--net", cmd->net, "The net of a checkpoint")
-      ->check(CLI::IsMember({"probe", "gallery"}))
-      ->capture_default_str();
+  add_network_options(*sub, cmd->network);
   sub->add_option("--set-file", cmd->set_files,
                   "Verification set file (tools/bin2ffc.py converts insightface's .bin); "
                   "repeatable")
@@ -348,6 +389,7 @@ int run_cli(int argc, char** argv) {
   add_pack_command(cli, action);
   add_model_commands(cli, action);
   add_eval_command(cli, action);
+  add_embed_command(cli, action);
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

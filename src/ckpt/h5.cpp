@@ -351,6 +351,32 @@ File File::open_read(const std::string& path) {
   return f;
 }
 
+File File::open_write(const std::string& path) {
+  silence_hdf5();
+  Object fapl = file_access_list();
+  File f;
+  f.path_ = path;
+  f.file_ = Object(FFC_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.id())), &H5Fclose);
+  f.root_ = Group(FFC_H5_CHECK(H5Gopen2(f.file_.id(), "/", H5P_DEFAULT)));
+  return f;
+}
+
+void Group::write_strings(const std::string& name, const std::vector<std::string>& values) {
+  const Object type = utf8_string_type();
+  const Object space = make_dataspace({static_cast<int64_t>(values.size())});
+  Dataset d(FFC_H5_CHECK(H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT,
+                                    H5P_DEFAULT, H5P_DEFAULT)));
+  std::vector<const char*> pointers;
+  pointers.reserve(values.size());
+  for (const std::string& v : values) {
+    pointers.push_back(v.c_str());
+  }
+  if (!values.empty()) {
+    FFC_H5_CHECK(H5Dwrite(d.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()));
+  }
+  d.close();
+}
+
 void File::close() {
   root_.close();
   file_.close();

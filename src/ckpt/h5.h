@@ -128,6 +128,8 @@ class Group : public Object {
   // Names of the datasets directly in this group, in creation order where the file tracks it
   // (files written by ffc do), else in name order.
   std::vector<std::string> dataset_names() const;
+  // A 1-d dataset of variable-length UTF-8 strings (h5py reads it as str objects).
+  void write_strings(const std::string& name, const std::vector<std::string>& values);
 };
 
 class File {
@@ -138,6 +140,8 @@ class File {
   // Opens an existing file read-only. Throws IoError when the file does not exist and
   // FormatError when it is not an HDF5 file.
   static File open_read(const std::string& path);
+  // Opens an existing HDF5 file for writing (serial driver).
+  static File open_write(const std::string& path);
 
   const std::string& path() const { return path_; }
   Group& root() { return root_; }

@@ -372,6 +372,10 @@ const std::vector<KeySpec>& key_table() {
               "Number of training images; 0 reads it from the dataset."),
       choice_key("color_order", &Config::color_order, {"rgb", "bgr"},
                  "Channel order of decoded images (insightface: rgb; the FFC authors: bgr)."),
+      choice_key("input_norm", &Config::input_norm, {"auto", "ffc", "insightface"},
+                 "Pixels to network input: ffc (x-127.5)/128 (the FFC authors), insightface "
+                 "(x-127.5)/127.5; auto: the one init_backbone records, else ffc. Recorded in "
+                 "checkpoints and exported backbones."),
       bool_key("resize", &Config::resize,
                "Resize images of another size to image_size instead of failing."),
       bool_key("flip", &Config::flip, "Random horizontal mirror of training images (p = 0.5)."),
@@ -379,8 +383,9 @@ const std::vector<KeySpec>& key_table() {
       int_key("prefetch", &Config::prefetch, 1, 64, "Batches the loader prepares ahead."),
       choice_key("loader_mode", &Config::loader_mode, {"both", "instance", "identity"},
                  "FFC loaders: both (identity + instance), or one alone (ablation)."),
-      int_key("images_per_identity", &Config::images_per_identity, 1, 1024,
-              "Virtual FC: images per identity in a batch (batch_size must be a multiple)."),
+      int_key("images_per_identity", &Config::images_per_identity, 0, 1024,
+              "Virtual FC: images per identity in a batch (batch_size must be a multiple); 0: "
+              "the largest divisor of batch_size up to 10."),
       int_key("synthetic_min_images", &Config::synthetic_min_images, 1, 1000000,
               "rec: synthetic - fewest images of an identity."),
       int_key("synthetic_max_images", &Config::synthetic_max_images, 1, 1000000,
@@ -446,6 +451,9 @@ const std::vector<KeySpec>& key_table() {
       string_key("resume", &Config::resume, true,
                  "auto: continue from the newest valid checkpoint of output; or a checkpoint "
                  "file; empty: start afresh (ffc train --resume overrides)."),
+      string_key("init_backbone", &Config::init_backbone, true,
+                 "Backbone file (ffc model export / ckpt export, tools/ffc_h5.py --from-pt) the "
+                 "probe and gallery nets start from (fine-tuning); a resumed checkpoint wins."),
       int_key("nonfinite_skip", &Config::nonfinite_skip, 0, 1000000,
               "Consecutive steps with a non-finite loss or gradient that are skipped (not "
               "applied) before the run stops with exit status 1; 0: stop at the first."),
@@ -628,6 +636,21 @@ const std::string& ConfigLoader::source_of(const std::string& key) const {
 }
 
 const Config& ConfigLoader::finish() {
+  if (config_.images_per_identity == 0) {
+    // The largest divisor of the batch up to 10 (the VFC authors' K), so that any batch fits.
+    for (int64_t k = std::min<int64_t>(10, config_.batch_size); k >= 1; --k) {
+      if (config_.batch_size % k == 0) {
+        config_.images_per_identity = k;
+        break;
+      }
+    }
+  } else if (config_.method == "vfc" && config_.batch_size % config_.images_per_identity != 0) {
+    throw ConfigError(source_of("images_per_identity") + ": key 'images_per_identity' (" +
+                      std::to_string(config_.images_per_identity) + ") must divide batch_size (" +
+                      std::to_string(config_.batch_size) + ", from " + source_of("batch_size") +
+                      ") for method vfc; set images_per_identity to a divisor of batch_size, or "
+                      "0 for the largest one up to 10");
+  }
   if (config_.synthetic_min_images > config_.synthetic_max_images) {
     throw ConfigError(source_of("synthetic_min_images") + ": key 'synthetic_min_images' (" +
                       std::to_string(config_.synthetic_min_images) +

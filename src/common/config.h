@@ -26,12 +26,13 @@ struct Config {
   int64_t num_classes = 0;  // 0: read from the dataset's property file
   int64_t num_image = 0;    // 0: read from the dataset
   std::string color_order = "rgb";
+  std::string input_norm = "auto";  // auto: init_backbone's, else ffc
   bool resize = false;
   bool flip = true;
   int64_t num_workers = 2;
   int64_t prefetch = 2;
   std::string loader_mode = "both";
-  int64_t images_per_identity = 10;
+  int64_t images_per_identity = 0;  // 0: the largest divisor of batch_size up to 10
   int64_t synthetic_min_images = 1;
   int64_t synthetic_max_images = 100;
   double synthetic_power = 1.5;
@@ -68,6 +69,7 @@ struct Config {
   int64_t save_keep = 3;
   bool save_last = true;
   std::string resume;                 // "", "auto" or a checkpoint path
+  std::string init_backbone;          // backbone file the probe (and gallery) start from
   int64_t nonfinite_skip = 0;         // consecutive non-finite steps skipped before stopping
   std::string save_failure = "stop";  // "stop" or "warn"
 

@@ -240,54 +240,71 @@ std::vector<BadRecord> verify_dataset(const ImageSource& source,
   return bad;
 }
 
-PackReport pack_folder(const std::string& folder, const std::string& out) {
-  const std::vector<std::string> identities = list_dir(folder, true);
-  if (identities.empty()) {
-    throw FormatError(folder +
-                      ": no sub-folders; `ffc pack --from-folder` expects one sub-folder "
-                      "per identity holding its JPEG files");
-  }
-  std::vector<std::vector<std::string>> files;
-  int64_t images = 0;
-  for (const auto& id : identities) {
-    std::vector<std::string> jpegs;
-    for (const auto& f : list_dir(folder + "/" + id, false)) {
+ImageFolder list_image_folder(const std::string& folder, bool allow_flat) {
+  ImageFolder out;
+  out.identities = list_dir(folder, true);
+  if (out.identities.empty()) {
+    for (const auto& f : list_dir(folder, false)) {
       if (has_jpeg_extension(f)) {
-        jpegs.push_back(f);
+        out.paths.push_back(f);
       }
     }
-    if (jpegs.empty()) {
+    if (!allow_flat || out.paths.empty()) {
+      throw FormatError(
+          folder + ": no sub-folders" +
+          (allow_flat ? std::string(" and no .jpg/.jpeg files") : std::string()) +
+          "; expected one sub-folder per identity holding its JPEG files" +
+          (allow_flat ? std::string(", or JPEG files directly in the folder") : std::string()));
+    }
+    return out;
+  }
+  for (size_t y = 0; y < out.identities.size(); ++y) {
+    const std::string& id = out.identities[y];
+    const size_t before = out.paths.size();
+    for (const auto& f : list_dir(folder + "/" + id, false)) {
+      if (has_jpeg_extension(f)) {
+        out.paths.push_back(id + "/" + f);
+        out.labels.push_back(static_cast<int64_t>(y));
+      }
+    }
+    if (out.paths.size() == before) {
       throw FormatError(folder + "/" + id +
                         ": no .jpg/.jpeg files; every identity needs at least "
                         "one image (remove the folder or add images)");
     }
-    images += static_cast<int64_t>(jpegs.size());
-    files.push_back(std::move(jpegs));
   }
+  return out;
+}
+
+std::vector<uint8_t> read_whole_file(const std::string& path) {
+  return read_file(path);
+}
+
+PackReport pack_folder(const std::string& folder, const std::string& out) {
+  const ImageFolder listing = list_image_folder(folder, /*allow_flat=*/false);
+  const std::vector<std::string>& identities = listing.identities;
+  const auto images = static_cast<int64_t>(listing.paths.size());
   PackWriter writer(out, images, static_cast<int64_t>(identities.size()));
   JpegDecoder decoder;
   int height = 0;
   int width = 0;
   std::string first;
-  for (size_t y = 0; y < identities.size(); ++y) {
-    for (const auto& f : files[y]) {
-      const std::string path = folder + "/" + identities[y] + "/" + f;
-      const std::vector<uint8_t> bytes = read_file(path);
-      int w = 0;
-      int h = 0;
-      decoder.dimensions(bytes.data(), bytes.size(), path, w, h);
-      if (first.empty()) {
-        first = path;
-        width = w;
-        height = h;
-      } else if (w != width || h != height) {
-        throw FormatError(path + ": " + std::to_string(w) + "x" + std::to_string(h) +
-                          " pixels but " + first + " is " + std::to_string(width) + "x" +
-                          std::to_string(height) +
-                          "; all images of a dataset must be aligned to one size");
-      }
-      writer.add_image(static_cast<int64_t>(y), bytes.data(), bytes.size());
+  for (size_t i = 0; i < listing.paths.size(); ++i) {
+    const std::string path = folder + "/" + listing.paths[i];
+    const std::vector<uint8_t> bytes = read_file(path);
+    int w = 0;
+    int h = 0;
+    decoder.dimensions(bytes.data(), bytes.size(), path, w, h);
+    if (first.empty()) {
+      first = path;
+      width = w;
+      height = h;
+    } else if (w != width || h != height) {
+      throw FormatError(path + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels but " +
+                        first + " is " + std::to_string(width) + "x" + std::to_string(height) +
+                        "; all images of a dataset must be aligned to one size");
     }
+    writer.add_image(listing.labels[i], bytes.data(), bytes.size());
   }
   return writer.commit(height, width);
 }

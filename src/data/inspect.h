@@ -45,6 +45,18 @@ struct PackReport {
   int image_size = 0;
   uint64_t bytes = 0;
 };
+// The JPEG files (.jpg/.jpeg) of an image folder, sorted by name: with one sub-folder per identity
+// (identity k is the k-th sub-folder, its files labelled k), or flat (files directly in the
+// folder, no labels). Paths are relative to the folder. Throws FormatError when the folder holds
+// neither, or an identity sub-folder holds no JPEG file.
+struct ImageFolder {
+  std::vector<std::string> paths;
+  std::vector<int64_t> labels;          // empty for a flat folder
+  std::vector<std::string> identities;  // the sub-folders in label order (empty if flat)
+};
+ImageFolder list_image_folder(const std::string& folder, bool allow_flat);
+std::vector<uint8_t> read_whole_file(const std::string& path);
+
 // From a folder with one sub-folder per identity holding JPEG files (sorted by name: identity k
 // is the k-th sub-folder). All images must share one size (it goes into property).
 PackReport pack_folder(const std::string& folder, const std::string& out);

@@ -137,8 +137,6 @@ void Loader::fill(Slot& slot, int64_t step, ImageReader& reader, std::vector<uin
   slot.batch.step = step;
   const int size = source_->image_size();
   const int64_t plane = static_cast<int64_t>(size) * size;
-  constexpr float kMean = 127.5f;
-  constexpr float kInvStd = 1.0f / 128.0f;
   for (size_t v = 0; v < slot.plan.size(); ++v) {
     float* images = slot.batch.images[v].data_ptr<float>();
     int64_t* labels = slot.batch.labels[v].data_ptr<int64_t>();
@@ -154,19 +152,8 @@ void Loader::fill(Slot& slot, int64_t step, ImageReader& reader, std::vector<uin
                           "inconsistent: run `ffc data verify`");
       }
       labels[i] = label;
-      float* dst = images + static_cast<int64_t>(i) * 3 * plane;
-      const uint8_t* src = pixels.data();
-      for (int y = 0; y < size; ++y) {
-        const uint8_t* row = src + static_cast<int64_t>(y) * size * 3;
-        for (int x = 0; x < size; ++x) {
-          const int sx = sample.flip ? size - 1 - x : x;
-          const uint8_t* px = row + sx * 3;
-          const int64_t o = static_cast<int64_t>(y) * size + x;
-          dst[o] = (px[0] - kMean) * kInvStd;
-          dst[plane + o] = (px[1] - kMean) * kInvStd;
-          dst[2 * plane + o] = (px[2] - kMean) * kInvStd;
-        }
-      }
+      normalize_pixels(pixels.data(), size, sample.flip, options_.norm,
+                       images + static_cast<int64_t>(i) * 3 * plane);
     }
   }
 }

@@ -1,6 +1,6 @@
 #pragma once
 // The loader: worker threads read images (JPEG decode or procedural rendering), mirror them when
-// the plan says so, and normalise them, (x - 127.5) / 128 in CHW order, straight into
+// the plan says so, and normalise them (LoaderOptions::norm, CHW order) straight into
 // preallocated batch tensors. A bounded number of batches is prepared ahead; nothing is allocated
 // per sample or per step once the first batches have been made (readers reuse their buffers).
 // Batches are deterministic: a batch depends only on its step number, not on thread timing.
@@ -21,15 +21,17 @@
 #include <thread>
 #include <vector>
 
+#include "common/input_norm.h"
 #include "data/image_source.h"
 #include "data/sampler.h"
 
 namespace ffc::data {
 
 struct LoaderOptions {
-  int threads = 2;               // worker threads (config num_workers)
-  int prefetch = 2;              // batches prepared ahead of the one being consumed
-  at::Device device = at::kCPU;  // where get() hands out the images (comm.device())
+  int threads = 2;                       // worker threads (config num_workers)
+  int prefetch = 2;                      // batches prepared ahead of the one being consumed
+  at::Device device = at::kCPU;          // where get() hands out the images (comm.device())
+  InputNorm norm = legacy_input_norm();  // the network's input normalisation
 };
 
 // One step's data: per view, images [rows, 3, S, S] float32 (on the loader's device) and labels

@@ -134,7 +134,7 @@ SyntheticPairs heldout_pairs(const data::SyntheticSpec& spec, int64_t pairs) {
 }
 
 at::Tensor render_side(const data::SyntheticSource& source, const SyntheticPairs& pairs, int side,
-                       int64_t begin, int64_t end) {
+                       int64_t begin, int64_t end, const InputNorm& norm) {
   const int s = source.image_size();
   const int64_t n = std::max<int64_t>(end - begin, 0);
   at::Tensor out = at::empty({n, 3, s, s}, at::kFloat);
@@ -144,8 +144,7 @@ at::Tensor render_side(const data::SyntheticSource& source, const SyntheticPairs
   const auto& images = side == 0 ? pairs.image_a : pairs.image_b;
   for (int64_t i = 0; i < n; ++i) {
     source.render(labels[begin + i], images[begin + i], px.data(), scratch);
-    const at::Tensor hwc = at::from_blob(px.data(), {s, s, 3}, at::kByte);
-    out[i].copy_(((hwc.to(at::kFloat) - 127.5) / 128.0).permute({2, 0, 1}));
+    normalize_pixels(px.data(), s, /*mirror=*/false, norm, out[i].data_ptr<float>());
   }
   return out;
 }

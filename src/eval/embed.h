@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "common/input_norm.h"
 #include "data/synthetic.h"
 
 namespace ffc::model {
@@ -26,7 +27,7 @@ struct RawEmbeddings {
 };
 
 // Writes images [begin, end) of an image set into `out` ([end - begin, 3, S, S] float32 on the
-// CPU, preallocated), normalised as in training: (pixel - 127.5) / 128, CHW.
+// CPU, preallocated, contiguous), normalised as the network was trained (normalize_pixels), CHW.
 using ImageFiller = std::function<void(int64_t begin, int64_t end, const at::Tensor& out)>;
 
 // Embeds images [begin, end) in batches of `batch` (one forward of 2 * batch rows with flip:
@@ -78,7 +79,7 @@ SyntheticPairs heldout_pairs(const data::SyntheticSpec& spec, int64_t pairs);
 
 // Renders and normalises the images of pairs [begin, end) of one side (0: a, 1: b).
 at::Tensor render_side(const data::SyntheticSource& source, const SyntheticPairs& pairs, int side,
-                       int64_t begin, int64_t end);
+                       int64_t begin, int64_t end, const InputNorm& norm = legacy_input_norm());
 
 // Verification of a network on held-out procedural identities, the embedding work split over the
 // ranks (pair k on rank k mod P) and gathered: every rank returns the same embeddings of all pairs

@@ -93,7 +93,7 @@ IndexPairs longtail_pairs(const std::vector<int64_t>& identities) {
 
 LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSource& source,
                                  int64_t per_bucket, comm::Communicator& comm, int64_t batch,
-                                 bool flip) {
+                                 bool flip, const InputNorm& norm) {
   FFC_CHECK(net.spec().image_size == source.image_size(),
             "the network takes " + std::to_string(net.spec().image_size) +
                 " pixel images but the procedural identities are rendered at " +
@@ -109,8 +109,7 @@ LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSour
         for (int64_t k = begin; k < end; ++k) {
           const auto i = static_cast<size_t>(k / 2);
           source.render(sample.labels[i], sample.train_images[i] + k % 2, px.data(), scratch);
-          const at::Tensor hwc = at::from_blob(px.data(), {s, s, 3}, at::kByte);
-          out[k - begin].copy_(((hwc.to(at::kFloat) - 127.5) / 128.0).permute({2, 0, 1}));
+          normalize_pixels(px.data(), s, /*mirror=*/false, norm, out[k - begin].data_ptr<float>());
         }
       },
       comm, batch, flip);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "common/input_norm.h"
 #include "data/synthetic.h"
 #include "eval/identification.h"
 #include "eval/verification.h"
@@ -73,6 +74,6 @@ struct LongtailReport {
 // Samples, embeds (the images split over the ranks), and scores: every rank returns the report.
 LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSource& source,
                                  int64_t per_bucket, comm::Communicator& comm, int64_t batch,
-                                 bool flip);
+                                 bool flip, const InputNorm& norm = legacy_input_norm());
 
 }  // namespace ffc::eval

@@ -1,6 +1,7 @@
 #include "eval/network_file.h"
 
 #include "ckpt/group_h5.h"
+#include "ckpt/input_norm_h5.h"
 #include "common/error.h"
 #include "model/backbone.h"
 #include "model/export.h"
@@ -83,6 +84,23 @@ LoadedNetwork load_network(const NetworkSource& source) {
       }
     }
     out.description = describe(spec) + ", " + source.net + " net of " + source.checkpoint;
+  }
+  const std::string& path = has_backbone ? source.backbone : source.checkpoint;
+  const std::optional<InputNorm> recorded =
+      ckpt::recorded_input_norm(ckpt::read_root_attributes_h5(path), path);
+  if (!source.input_norm.empty()) {
+    out.input_norm = input_norm_named(source.input_norm);
+    out.input_norm_note = "--input-norm " + source.input_norm;
+    if (recorded && recorded->name != out.input_norm.name) {
+      out.input_norm_note += ", overriding the file's " + recorded->name;
+    }
+  } else if (recorded) {
+    out.input_norm = *recorded;
+    out.input_norm_note = "recorded in the file";
+  } else {
+    out.input_norm = legacy_input_norm();
+    out.input_norm_note =
+        "the file records none (written before ffc recorded it); override with --input-norm";
   }
   out.net->eval();
   return out;

@@ -87,8 +87,9 @@ VerificationReport evaluate_set_file(model::Backbone& net, const VerificationSet
                      : std::string("mixed sizes"),
                  s, s);
   }
-  const RawEmbeddings raw = embed_distributed(net, file.images(), set_file_filler(file, s, order),
-                                              comm, options.batch, options.flip);
+  const RawEmbeddings raw =
+      embed_distributed(net, file.images(), set_file_filler(file, s, order, options.norm), comm,
+                        options.batch, options.flip);
   return score_pairs(file.name(), raw, file.issame(), options.flip);
 }
 
@@ -111,8 +112,8 @@ VerificationReport evaluate_heldout(model::Backbone& net, const data::SyntheticS
           const bool a = i % 2 == 0;
           source.render(a ? p.label_a[k] : p.label_b[k], a ? p.image_a[k] : p.image_b[k], px.data(),
                         scratch);
-          const at::Tensor hwc = at::from_blob(px.data(), {s, s, 3}, at::kByte);
-          out[i - begin].copy_(((hwc.to(at::kFloat) - 127.5) / 128.0).permute({2, 0, 1}));
+          normalize_pixels(px.data(), s, /*mirror=*/false, options.norm,
+                           out[i - begin].data_ptr<float>());
         }
       },
       comm, options.batch, options.flip);
@@ -219,8 +220,10 @@ std::string resolve_val_target(const Config& config, const std::string& entry) {
 }
 
 ValidationResults run_validation(const Config& config, model::Backbone& net,
-                                 comm::Communicator& comm, int64_t step, const RecordSink& sink) {
+                                 comm::Communicator& comm, int64_t step, const RecordSink& sink,
+                                 const InputNorm& norm) {
   EvalOptions options;
+  options.norm = norm;
   options.flip = true;
   options.batch = 128;
   const Rank0Buffers same_network(net, comm);
@@ -268,8 +271,8 @@ ValidationResults run_validation(const Config& config, model::Backbone& net,
                    config.val_pairs);
     }
     if (config.val_identities > 0) {
-      results.longtail =
-          evaluate_longtail(net, source, config.val_identities, comm, options.batch, options.flip);
+      results.longtail = evaluate_longtail(net, source, config.val_identities, comm, options.batch,
+                                           options.flip, options.norm);
       results.has_longtail = true;
       emit(report_lines(results.longtail, step), to_json(results.longtail));
     }

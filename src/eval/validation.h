@@ -26,8 +26,9 @@ class Backbone;
 namespace ffc::eval {
 
 struct EvalOptions {
-  bool flip = true;     // flip test; without it, the plain embeddings only
-  int64_t batch = 256;  // images per forward (twice as many rows with flip)
+  bool flip = true;                      // flip test; without it, the plain embeddings only
+  int64_t batch = 256;                   // images per forward (twice as many rows with flip)
+  InputNorm norm = legacy_input_norm();  // the network's input normalisation
 };
 
 struct VerificationReport {
@@ -83,6 +84,7 @@ using RecordSink = std::function<void(const nlohmann::ordered_json&)>;
 // val_identities identities per bucket ("longtail"). Logs the lines of report_lines at info level
 // and passes each record to `sink`.
 ValidationResults run_validation(const Config& config, model::Backbone& net,
-                                 comm::Communicator& comm, int64_t step, const RecordSink& sink);
+                                 comm::Communicator& comm, int64_t step, const RecordSink& sink,
+                                 const InputNorm& norm = legacy_input_norm());
 
 }  // namespace ffc::eval

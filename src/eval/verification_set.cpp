@@ -238,27 +238,26 @@ VerificationSet VerificationSetFile::read_all() const {
 }
 
 ImageFiller set_file_filler(const VerificationSetFile& file, int64_t image_size,
-                            data::ColorOrder order) {
+                            data::ColorOrder order, const InputNorm& norm) {
   auto decoder = std::make_shared<data::JpegDecoder>();
   auto pixels = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(image_size) *
                                                        static_cast<size_t>(image_size) * 3);
   const VerificationSetFile* f = &file;
-  return
-      [f, decoder, pixels, image_size, order](int64_t begin, int64_t end, const at::Tensor& out) {
-        const std::vector<uint8_t> bytes = f->read_bytes(begin, end);
-        const int64_t base = f->offsets()[static_cast<size_t>(begin)];
-        const int s = static_cast<int>(image_size);
-        for (int64_t i = begin; i < end; ++i) {
-          const int64_t off = f->offsets()[static_cast<size_t>(i)] - base;
-          const int64_t size = f->offsets()[static_cast<size_t>(i) + 1] - base - off;
-          decoder->decode(
-              bytes.data() + off, static_cast<size_t>(size), s, s, order,
-              /*resize=*/true, pixels->data(),
-              f->path() + ": image " + std::to_string(i) + " (pair " + std::to_string(i / 2) + ")");
-          const at::Tensor hwc = at::from_blob(pixels->data(), {s, s, 3}, at::kByte);
-          out[i - begin].copy_(((hwc.to(at::kFloat) - 127.5) / 128.0).permute({2, 0, 1}));
-        }
-      };
+  return [f, decoder, pixels, image_size, order, norm](int64_t begin, int64_t end,
+                                                       const at::Tensor& out) {
+    const std::vector<uint8_t> bytes = f->read_bytes(begin, end);
+    const int64_t base = f->offsets()[static_cast<size_t>(begin)];
+    const int s = static_cast<int>(image_size);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t off = f->offsets()[static_cast<size_t>(i)] - base;
+      const int64_t size = f->offsets()[static_cast<size_t>(i) + 1] - base - off;
+      decoder->decode(
+          bytes.data() + off, static_cast<size_t>(size), s, s, order,
+          /*resize=*/true, pixels->data(),
+          f->path() + ": image " + std::to_string(i) + " (pair " + std::to_string(i / 2) + ")");
+      normalize_pixels(pixels->data(), s, /*mirror=*/false, norm, out[i - begin].data_ptr<float>());
+    }
+  };
 }
 
 VerificationSet synthetic_set(const data::SyntheticSource& source, const SyntheticPairs& pairs,

@@ -78,7 +78,7 @@ class VerificationSetFile {
 // bilinearly to `image_size` where they have another size, normalised as in training. Not
 // thread-safe (one decoder).
 ImageFiller set_file_filler(const VerificationSetFile& file, int64_t image_size,
-                            data::ColorOrder order);
+                            data::ColorOrder order, const InputNorm& norm = legacy_input_norm());
 
 // The procedural held-out pairs as a set: each image rendered (RGB) and JPEG-encoded at `quality`.
 VerificationSet synthetic_set(const data::SyntheticSource& source, const SyntheticPairs& pairs,

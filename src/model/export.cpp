@@ -1,5 +1,6 @@
 #include "model/export.h"
 
+#include "ckpt/input_norm_h5.h"
 #include "ckpt/state_dict_h5.h"
 #include "common/error.h"
 #include "common/version.h"
@@ -42,9 +43,9 @@ std::string describe(const BackboneSpec& spec) {
 
 }  // namespace
 
-void export_backbone_h5(const Backbone& net, const std::string& path) {
+void export_backbone_h5(const Backbone& net, const InputNorm& norm, const std::string& path) {
   const BackboneSpec& spec = net.spec();
-  const ckpt::Attributes attrs = {
+  ckpt::Attributes attrs = {
       {"format", std::string(kBackboneFormat)},
       {"format_version", kBackboneFormatVersion},
       {"network", spec.name},
@@ -52,6 +53,9 @@ void export_backbone_h5(const Backbone& net, const std::string& path) {
       {"image_size", spec.image_size},
       {"producer", "ffc " + project_version() + " (git " + git_revision() + ")"},
   };
+  for (auto& a : ckpt::input_norm_attributes(norm)) {
+    attrs.push_back(std::move(a));
+  }
   ckpt::write_tensors_h5(path, state_dict(net), attrs);
 }
 

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "common/input_norm.h"
 #include "model/model.h"
 
 namespace ffc::model {
@@ -15,8 +16,9 @@ namespace ffc::model {
 inline constexpr const char* kBackboneFormat = "ffc-backbone";
 inline constexpr int64_t kBackboneFormatVersion = 1;
 
-// Writes the backbone (any device) atomically (temporary file, then rename).
-void export_backbone_h5(const Backbone& net, const std::string& path);
+// Writes the backbone (any device) atomically (temporary file, then rename), with the input
+// normalisation it was trained with.
+void export_backbone_h5(const Backbone& net, const InputNorm& norm, const std::string& path);
 
 // The spec recorded in a file written by export_backbone_h5 (name, embedding and image size).
 // Throws FormatError when the file is not such a file or of a newer format version.

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "ckpt/checkpoint.h"
+#include "ckpt/input_norm_h5.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/version.h"
@@ -152,6 +153,9 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
     w.attribute("embedding_size", config.embedding_size);
     w.attribute("image_size", config.image_size);
     w.attribute("network", config.network);
+    for (const auto& [key, value] : ckpt::input_norm_attributes(s.input_norm)) {
+      w.attribute(key, value);
+    }
     w.attribute("steps_per_epoch", spe);
     w.attribute("items_per_step", s.planner->items_per_step() * comm.size());
     w.attribute("seed", config.seed);
@@ -243,7 +247,7 @@ Config with_resumed_defaults(const Config& config, const std::string& resume) {
   return out;
 }
 
-void check_compatible(const std::string& path, const Config& config,
+void check_compatible(const std::string& path, const Config& config, const InputNorm& norm,
                       const std::vector<std::pair<std::string, int64_t>>& method_attributes) {
   ckpt::CheckpointReader r(path);
   std::vector<std::string> diffs;
@@ -269,6 +273,17 @@ void check_compatible(const std::string& path, const Config& config,
   cmp_i("embedding_size", config.embedding_size);
   cmp_i("image_size", config.image_size);
   cmp_i("num_classes", config.num_classes);
+  ckpt::h5::Attributes norm_attrs;
+  for (const char* key : {"input_norm", "input_mean", "input_std"}) {
+    if (r.has_attribute(key)) {
+      norm_attrs.emplace_back(key, r.attribute(key));
+    }
+  }
+  const InputNorm theirs =
+      ckpt::recorded_input_norm(norm_attrs, path).value_or(legacy_input_norm());
+  if (theirs.name != norm.name) {
+    diffs.push_back("input_norm: checkpoint " + theirs.name + ", this run " + norm.name);
+  }
   for (const auto& [key, value] : method_attributes) {
     cmp_i(key, value);
   }
@@ -288,7 +303,7 @@ namespace {
 // Loads everything from `path` into the state; returns the saved step and world size.
 void load(const TrainingState& s, const std::string& path, int64_t& step, int64_t& world,
           int64_t& items_per_step, int64_t& steps_per_epoch) {
-  check_compatible(path, *s.config, s.method->checkpoint_attributes());
+  check_compatible(path, *s.config, s.input_norm, s.method->checkpoint_attributes());
   ckpt::CheckpointReader r(path, *s.comm);
   step = r.int_attribute("step");
   world = r.int_attribute("world_size");

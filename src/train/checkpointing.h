@@ -9,6 +9,7 @@
 
 #include "comm/communicator.h"
 #include "common/config.h"
+#include "common/input_norm.h"
 #include "data/sampler.h"
 
 namespace ffc::model {
@@ -29,6 +30,7 @@ struct TrainingState {
   Sgd* sgd = nullptr;
   const data::BatchPlanner* planner = nullptr;
   LossScaler* scaler = nullptr;  // float16 loss scaling (optional)
+  InputNorm input_norm;          // the network's input normalisation (recorded, checked)
   std::string last_metrics;      // the last metrics.jsonl record
 };
 
@@ -56,8 +58,9 @@ int64_t resume_training(const TrainingState& state, const std::string& resume);
 Config with_resumed_defaults(const Config& config, const std::string& resume);
 
 // Throws ConfigError listing every model or data figure in which the checkpoint at `path`
-// differs from `config` (method, network, embedding size, image size, classes, pool size).
-void check_compatible(const std::string& path, const Config& config,
+// differs from `config` (method, network, embedding size, image size, classes, pool size) or from
+// the run's input normalisation (files without one were trained with ffc's).
+void check_compatible(const std::string& path, const Config& config, const InputNorm& norm,
                       const std::vector<std::pair<std::string, int64_t>>& method_attributes);
 
 }  // namespace ffc::train

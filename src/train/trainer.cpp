@@ -9,6 +9,8 @@
 #include <limits>
 
 #include "ckpt/checkpoint.h"
+#include "ckpt/input_norm_h5.h"
+#include "ckpt/state_dict_h5.h"
 #include "comm/device.h"
 #include "comm/grad_allreduce.h"
 #include "comm/timed_communicator.h"
@@ -22,6 +24,7 @@
 #include "eval/embed.h"
 #include "eval/validation.h"
 #include "model/backbone.h"
+#include "model/export.h"
 #include "train/checkpointing.h"
 #include "train/loss_scaler.h"
 #include "train/method.h"
@@ -72,7 +75,25 @@ std::string phase_text(const std::array<double, kPhases>& per_step) {
   return s;
 }
 
-void evaluate(const Config& config, Method& method, model::Backbone& probe,
+// The run's input normalisation: input_norm, where auto takes the one init_backbone records.
+InputNorm run_input_norm(const Config& config) {
+  std::optional<InputNorm> from_init;
+  if (!config.init_backbone.empty()) {
+    from_init = ckpt::recorded_input_norm(ckpt::read_root_attributes_h5(config.init_backbone),
+                                          config.init_backbone)
+                    .value_or(legacy_input_norm());
+  }
+  const InputNorm norm = resolve_input_norm(config.input_norm, from_init);
+  if (from_init && from_init->name != norm.name) {
+    spdlog::warn(
+        "input_norm {}: {} was trained with {}; fine-tuning with another input "
+        "normalisation starts from a network that sees shifted inputs",
+        norm.name, config.init_backbone, describe(*from_init));
+  }
+  return norm;
+}
+
+void evaluate(const Config& config, const InputNorm& norm, Method& method, model::Backbone& probe,
               comm::Communicator& comm, int64_t step, MetricsWriter& metrics, TrainResult& result) {
   const bool synthetic = config.rec == "synthetic";
   if (config.val_targets.empty() &&
@@ -88,12 +109,14 @@ void evaluate(const Config& config, Method& method, model::Backbone& probe,
     FFC_CHECK(net != nullptr, "eval_net: gallery, but method " + method.name() + " has none");
   }
   spdlog::info("evaluation at step {} of the {} net", step, config.eval_net);
-  const eval::ValidationResults v =
-      eval::run_validation(config, *net, comm, step, [&](const nlohmann::ordered_json& record) {
+  const eval::ValidationResults v = eval::run_validation(
+      config, *net, comm, step,
+      [&](const nlohmann::ordered_json& record) {
         nlohmann::ordered_json rec = record;
         rec["net"] = config.eval_net;
         metrics.write(rec);
-      });
+      },
+      norm);
   // The run's headline: the held-out pairs, else the first verification set.
   for (const auto& r : v.verification) {
     if (r.name == "heldout" || &r == &v.verification.front()) {
@@ -303,6 +326,7 @@ class Trainer {
     spdlog::info("ffc {} (git {}), method {}, {} rank(s) on {}; output {}", project_version(),
                  git_revision(), config_.method, comm_.size(), comm::describe_device(device_),
                  config_.output);
+    norm_ = run_input_norm(config_);
     setup_data();
     setup_model();
     setup_optimiser();
@@ -331,6 +355,7 @@ class Trainer {
   const at::Device device_;
   const bool resuming_;
   const std::string resume_;
+  InputNorm norm_;
   MetricsWriter metrics_;
   std::shared_ptr<const data::ImageSource> source_;
   std::shared_ptr<const data::BatchPlanner> planner_;
@@ -358,6 +383,7 @@ void Trainer::setup_data() {
   lo.threads = static_cast<int>(config_.num_workers);
   lo.prefetch = static_cast<int>(config_.prefetch);
   lo.device = device_;
+  lo.norm = norm_;
   loader_ = std::make_unique<data::Loader>(source_, planner_, lo);
   spdlog::info("data: {}", source_->describe());
 }
@@ -368,13 +394,24 @@ void Trainer::setup_model() {
   // Built (and initialised from the seed) on the CPU, so every device starts from the same
   // weights, then moved once.
   probe_ = model::make_backbone(spec);
+  if (!config_.init_backbone.empty()) {
+    const model::BackboneSpec file_spec = model::read_backbone_spec_h5(config_.init_backbone);
+    if (file_spec.name != spec.name) {
+      throw ConfigError("init_backbone: " + config_.init_backbone + " holds network " +
+                        file_spec.name + ", this run trains " + spec.name + "; set network=" +
+                        file_spec.name + " (and its embedding_size, image_size)");
+    }
+    model::load_backbone_h5(*probe_, config_.init_backbone);
+    spdlog::info("network: starts from {} (init_backbone)", config_.init_backbone);
+  }
   probe_->to(device_);
   broadcast_module(*probe_, comm_);
   method_ = make_method(config_, *probe_, comm_, planner_->view_rows().back());
   const at::ScalarType amp = model::autocast_dtype(spec, device_);
-  spdlog::info("network: {}, embedding {}, image {}x{}, trunk in {}", spec.name,
+  spdlog::info("network: {}, embedding {}, image {}x{}, trunk in {}, input {}", spec.name,
                spec.embedding_size, spec.image_size, spec.image_size,
-               amp == at::kFloat ? std::string("float32") : std::string(c10::toString(amp)));
+               amp == at::kFloat ? std::string("float32") : std::string(c10::toString(amp)),
+               describe(norm_));
   spdlog::info("head: {}", method_->describe());
   LossScalerOptions lso;
   lso.enabled = amp == at::kHalf;
@@ -426,6 +463,7 @@ void Trainer::setup_optimiser() {
   state_.sgd = sgd_.get();
   state_.planner = planner_.get();
   state_.scaler = scaler_.get();
+  state_.input_norm = norm_;
 }
 
 std::string Trainer::last_good_checkpoint() const {
@@ -535,7 +573,7 @@ TrainResult Trainer::run() {
     }
     // Evaluation every `verbose` steps (and at the end, below).
     if (config_.verbose > 0 && (s + 1) % config_.verbose == 0 && s + 1 < end_) {
-      evaluate(config_, *method_, *probe_, comm_, s + 1, metrics_, result);
+      evaluate(config_, norm_, *method_, *probe_, comm_, s + 1, metrics_, result);
     }
     // SIGUSR1/SIGTERM on any rank: all ranks stop here, at the same step, save and exit with
     // status 3 (job scripts requeue on it).
@@ -552,7 +590,7 @@ TrainResult Trainer::run() {
   if (config_.save_last && saved_at != result.steps) {
     save_checkpoint(state_, result.steps);
   }
-  evaluate(config_, *method_, *probe_, comm_, result.steps, metrics_, result);
+  evaluate(config_, norm_, *method_, *probe_, comm_, result.steps, metrics_, result);
   spdlog::info("done: {} steps in {}; log {}/train.log, metrics {}/metrics.jsonl", result.steps,
                format_duration(window_->elapsed()), config_.output, config_.output);
   return result;

@@ -123,6 +123,22 @@ TEST(Config, CrossKeyCheck) {
   EXPECT_EQ(load_error("num_epoch: 5\nwarmup_epoch: 4\n"), "");
 }
 
+// Virtual FC's K images per identity: automatic, it divides any batch (the demo's 32 included);
+// set by hand, a K that does not divide the batch is refused naming both keys and the fix.
+TEST(Config, ImagesPerIdentityFitsTheBatch) {
+  for (const auto& [batch, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {32, 8}, {128, 8}, {100, 10}, {30, 10}, {7, 7}, {11, 1}, {1, 1}}) {
+    ConfigLoader loader;
+    loader.load_string("method: vfc\nbatch_size: " + std::to_string(batch) + "\n", "run.yaml");
+    EXPECT_EQ(loader.finish().images_per_identity, k) << "batch " << batch;
+  }
+  const std::string e = load_error("method: vfc\nbatch_size: 32\nimages_per_identity: 10\n");
+  EXPECT_NE(e.find("run.yaml:3"), std::string::npos) << e;
+  EXPECT_NE(e.find("must divide batch_size (32"), std::string::npos) << e;
+  EXPECT_NE(e.find("set images_per_identity to a divisor"), std::string::npos) << e;
+  EXPECT_EQ(load_error("method: ffc\nbatch_size: 32\nimages_per_identity: 10\n"), "");
+}
+
 TEST(Config, MalformedInput) {
   EXPECT_NE(load_error("lr: 0.1\n  bad: [\n").find("not valid YAML"), std::string::npos);
   EXPECT_NE(load_error("- lr\n- seed\n").find("mapping"), std::string::npos);

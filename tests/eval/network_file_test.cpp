@@ -115,7 +115,7 @@ TEST(NetworkFile, Errors) {
   const std::string ckpt_path = dir.file("ckpt.h5");
   write_checkpoint(ckpt_path, *probe, *probe);
   const std::string backbone_path = dir.file("tiny.h5");
-  model::export_backbone_h5(*probe, backbone_path);
+  model::export_backbone_h5(*probe, legacy_input_norm(), backbone_path);
 
   NetworkSource none;
   EXPECT_THROW(load_network(none), ConfigError);

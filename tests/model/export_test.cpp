@@ -56,7 +56,7 @@ TEST(Export, RoundTripIsBitwiseInStateDictOrder) {
   const auto net = build("tiny", 1, 64, 32);
   net->forward(at::randn({2, 3, 32, 32}));  // non-trivial buffers
   const std::string path = dir.file("tiny.h5");
-  export_backbone_h5(*net, path);
+  export_backbone_h5(*net, legacy_input_norm(), path);
   EXPECT_EQ(dir.entries(), 1u) << "temporary file left behind";
 
   const NamedTensors expected = state_dict(*net);
@@ -77,7 +77,7 @@ TEST(Export, LoadGivesTheSameNetwork) {
   TempDir dir;
   const auto source = build("r18", 2, 512, 112);
   const std::string path = dir.file("r18.h5");
-  export_backbone_h5(*source, path);
+  export_backbone_h5(*source, legacy_input_norm(), path);
   const auto target = build("r18", 3, 512, 112);
   load_backbone_h5(*target, path);
   const NamedTensors a = state_dict(*source);
@@ -96,7 +96,7 @@ TEST(Export, LoadGivesTheSameNetwork) {
 TEST(Export, WrongShapeNamesTheTensorAndBothShapes) {
   TempDir dir;
   const std::string path = dir.file("r18_112.h5");
-  export_backbone_h5(*build("r18", 4, 512, 112), path);
+  export_backbone_h5(*build("r18", 4, 512, 112), legacy_input_norm(), path);
   const auto at64 = build("r18", 5, 512, 64);
   const at::Tensor before = state_dict(*at64).front().second.clone();
   try {
@@ -115,7 +115,7 @@ TEST(Export, WrongShapeNamesTheTensorAndBothShapes) {
 TEST(Export, AnotherNetworkIsRefused) {
   TempDir dir;
   const std::string path = dir.file("tiny.h5");
-  export_backbone_h5(*build("tiny", 6, 512, 64), path);
+  export_backbone_h5(*build("tiny", 6, 512, 64), legacy_input_norm(), path);
   const auto small = build("small", 7, 512, 64);
   try {
     load_backbone_h5(*small, path);
@@ -130,11 +130,13 @@ TEST(Export, AnotherNetworkIsRefused) {
 TEST(Export, OverwritesAtomicallyAndReportsBadPaths) {
   TempDir dir;
   const std::string path = dir.file("net.h5");
-  export_backbone_h5(*build("tiny", 8, 16, 32), path);
-  export_backbone_h5(*build("tiny", 9, 32, 32), path);  // replaces the first file
+  export_backbone_h5(*build("tiny", 8, 16, 32), legacy_input_norm(), path);
+  export_backbone_h5(*build("tiny", 9, 32, 32), legacy_input_norm(),
+                     path);  // replaces the first file
   EXPECT_EQ(read_backbone_spec_h5(path).embedding_size, 32);
   EXPECT_EQ(dir.entries(), 1u);
-  EXPECT_THROW(export_backbone_h5(*build("tiny", 8, 16, 32), dir.file("no/such/dir/x.h5")),
+  EXPECT_THROW(export_backbone_h5(*build("tiny", 8, 16, 32), legacy_input_norm(),
+                                  dir.file("no/such/dir/x.h5")),
                IoError);
   EXPECT_THROW(read_backbone_spec_h5(dir.file("missing.h5")), IoError);
   std::ofstream(dir.file("text.h5")) << "not hdf5\n";

@@ -1,0 +1,20 @@
+#pragma once
+// A network's input normalisation (common/input_norm.h) as HDF5 root attributes of backbone files
+// and checkpoints: input_norm (its name, a string), input_mean and input_std (doubles).
+
+#include <optional>
+#include <string>
+
+#include "ckpt/h5.h"
+#include "common/input_norm.h"
+
+namespace ffc::ckpt {
+
+h5::Attributes input_norm_attributes(const InputNorm& norm);
+
+// The normalisation recorded in root attributes `attrs` of the file `path`; nullopt when none is
+// recorded (files written before ffc recorded it). Throws FormatError for attributes of the wrong
+// kind or inconsistent values.
+std::optional<InputNorm> recorded_input_norm(const h5::Attributes& attrs, const std::string& path);
+
+}  // namespace ffc::ckpt
