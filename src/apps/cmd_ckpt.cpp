@@ -264,9 +264,7 @@ int run_ckpt_export(const CkptCommand& cmd) {
                        std::to_string(r.int_attribute("step"))}};
   // The normalisation the network was trained with; checkpoints written before ffc recorded it
   // were trained with ffc's.
-  const InputNorm norm =
-      ckpt::recorded_input_norm(ckpt::read_root_attributes_h5(cmd.path), cmd.path)
-          .value_or(legacy_input_norm());
+  const InputNorm norm = ckpt::recorded_input_norm_of(r, cmd.path).value_or(legacy_input_norm());
   for (auto& a : ckpt::input_norm_attributes(norm)) {
     attrs.push_back(std::move(a));
   }

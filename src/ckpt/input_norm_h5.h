@@ -17,4 +17,16 @@ h5::Attributes input_norm_attributes(const InputNorm& norm);
 // kind or inconsistent values.
 std::optional<InputNorm> recorded_input_norm(const h5::Attributes& attrs, const std::string& path);
 
+// The same from an open file (a CheckpointReader: has_attribute(name), attribute(name)).
+template <typename Reader>
+std::optional<InputNorm> recorded_input_norm_of(const Reader& file, const std::string& path) {
+  h5::Attributes attrs;
+  for (const char* key : {"input_norm", "input_mean", "input_std"}) {
+    if (file.has_attribute(key)) {
+      attrs.emplace_back(key, file.attribute(key));
+    }
+  }
+  return recorded_input_norm(attrs, path);
+}
+
 }  // namespace ffc::ckpt

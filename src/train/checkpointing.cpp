@@ -273,14 +273,7 @@ void check_compatible(const std::string& path, const Config& config, const Input
   cmp_i("embedding_size", config.embedding_size);
   cmp_i("image_size", config.image_size);
   cmp_i("num_classes", config.num_classes);
-  ckpt::h5::Attributes norm_attrs;
-  for (const char* key : {"input_norm", "input_mean", "input_std"}) {
-    if (r.has_attribute(key)) {
-      norm_attrs.emplace_back(key, r.attribute(key));
-    }
-  }
-  const InputNorm theirs =
-      ckpt::recorded_input_norm(norm_attrs, path).value_or(legacy_input_norm());
+  const InputNorm theirs = ckpt::recorded_input_norm_of(r, path).value_or(legacy_input_norm());
   if (theirs.name != norm.name) {
     diffs.push_back("input_norm: checkpoint " + theirs.name + ", this run " + norm.name);
   }
