@@ -102,6 +102,18 @@ assert cos.min() > 0.99999, cos.min()
 print("embed: 12 x 512, labels and paths; 2 ranks vs 1, min cosine %.8f" % cos.min())
 PY
 [ -e "$tmp/emb.h5.partial" ] && fail "a partial embeddings file was left behind"
+# Bad input: a clear error naming the file, on every rank, and no output file at all.
+cp -r "$tmp/faces" "$tmp/broken"
+head -c 300 "$tmp/faces/id01/img04.jpg" >"$tmp/broken/id01/img04.jpg"
+if "${mpirun[@]}" "$ffc" embed --backbone "$tmp/r18.h5" --input "$tmp/broken" \
+  --out "$tmp/broken.h5" --chunk 2 >"$tmp/broken.out" 2>&1; then
+  fail "a truncated JPEG was embedded"
+fi
+grep -q "broken/id01/img04.jpg" "$tmp/broken.out" || { cat "$tmp/broken.out"; fail "the error names no file"; }
+ls "$tmp" | grep -q "^broken.h5" && fail "a failed ffc embed left an output file"
+"$ffc" embed --backbone "$tmp/r18.h5" --input "$tmp/nowhere" --out "$tmp/x.h5" --backend single \
+  >"$tmp/nowhere.out" 2>&1 && fail "a missing input was accepted"
+grep -q "nowhere: no such file or folder" "$tmp/nowhere.out" || { cat "$tmp/nowhere.out"; fail "missing input message"; }
 
 # 4. ONNX: the export run by ONNX Runtime against ffc embed of the same images.
 run onnx "$py" "$src/tools/ffc_onnx.py" "$tmp/r18.h5" --out "$tmp/r18.onnx" --dynamic-batch
@@ -152,6 +164,12 @@ assert not bad, bad[:5]
 assert not np.allclose(a["conv1.weight"], ffc_h5.load_arrays(sys.argv[4])[0]["conv1.weight"])
 print("fine-tune: %d parameters start equal to the imported file's" % len(params))
 PY
+
+# Resuming that run with another input normalisation is refused, naming both.
+"$ffc" train --backend single --config "$tmp/run/config.yaml" --set input_norm=ffc --resume auto \
+  >"$tmp/resume.out" 2>&1 && fail "resumed with another input_norm"
+grep -q "input_norm: checkpoint insightface, this run ffc" "$tmp/resume.out" ||
+  { cat "$tmp/resume.out"; fail "the refusal does not name input_norm"; }
 
 [ "$failures" -eq 0 ] && echo "insightface_test: all checks passed"
 exit $((failures > 0))
