@@ -7,6 +7,7 @@
 #include "common/logging.h"
 #include "data/dataset.h"
 #include "data/inspect.h"
+#include "data/recordio_dataset.h"
 
 namespace ffc::app {
 namespace {
@@ -16,6 +17,11 @@ std::shared_ptr<const data::ImageSource> open_path(const std::string& path, Conf
   config.rec = path;
   if (path != "synthetic") {
     config.num_classes = 0;  // read from the property file
+    // The set as it is: its image size from its (first) property file, not the config's.
+    const std::vector<std::string> paths = data::dataset_paths(path);
+    if (!paths.empty()) {
+      config.image_size = data::read_property(data::dataset_folder(paths.front())).height;
+    }
   }
   return data::open_dataset(config);
 }

@@ -1,5 +1,7 @@
 #include "data/dataset.h"
 
+#include <glob.h>
+
 #include <sstream>
 
 #include "common/error.h"
@@ -24,6 +26,37 @@ SyntheticSpec synthetic_spec(const Config& config) {
   return spec;
 }
 
+std::vector<std::string> dataset_paths(const std::string& rec) {
+  std::vector<std::string> paths;
+  std::stringstream list(rec);
+  std::string entry;
+  while (std::getline(list, entry, ',')) {
+    if (entry.empty()) {
+      continue;
+    }
+    if (entry.find_first_of("*?[") == std::string::npos) {
+      paths.push_back(entry);
+      continue;
+    }
+    glob_t g{};
+    const int rc = ::glob(entry.c_str(), 0, nullptr, &g);
+    if (rc == GLOB_NOMATCH) {
+      ::globfree(&g);
+      throw ConfigError("rec: '" + entry + "' matches no dataset folder or .rec file");
+    }
+    if (rc != 0) {
+      ::globfree(&g);
+      throw IoError("rec: '" + entry + "': the pattern could not be expanded (glob error " +
+                    std::to_string(rc) + ")");
+    }
+    for (size_t i = 0; i < g.gl_pathc; ++i) {
+      paths.emplace_back(g.gl_pathv[i]);  // sorted by name
+    }
+    ::globfree(&g);
+  }
+  return paths;
+}
+
 std::shared_ptr<const ImageSource> open_dataset(const Config& config) {
   if (config.rec == "synthetic") {
     return std::make_shared<SyntheticSource>(synthetic_spec(config));
@@ -38,12 +71,11 @@ std::shared_ptr<const ImageSource> open_dataset(const Config& config) {
   options.color_order = parse_color_order(config.color_order);
   options.resize = config.resize;
   std::vector<std::shared_ptr<ImageSource>> parts;
-  std::stringstream list(config.rec);
-  std::string path;
-  while (std::getline(list, path, ',')) {
-    if (!path.empty()) {
-      parts.push_back(std::make_shared<RecordDataset>(path, options));
-    }
+  for (const std::string& path : dataset_paths(config.rec)) {
+    parts.push_back(std::make_shared<RecordDataset>(path, options));
+  }
+  if (parts.empty()) {
+    throw ConfigError("rec: '" + config.rec + "' names no dataset");
   }
   std::shared_ptr<const ImageSource> source;
   if (parts.size() == 1) {

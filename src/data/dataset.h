@@ -3,6 +3,8 @@
 // the batch planner of the training method.
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "common/config.h"
 #include "data/image_source.h"
@@ -13,8 +15,13 @@ namespace ffc::data {
 
 // The procedural spec of a config (rec: synthetic; num_classes, image_size, seed, synthetic_*).
 SyntheticSpec synthetic_spec(const Config& config);
-// Opens config.rec: "synthetic", one dataset folder, or several separated by commas
-// (concatenated, labels offset). Checks num_classes against the data when it is set.
+// The dataset paths of config.rec (not "synthetic"): entries separated by commas, each a dataset
+// folder, a .rec file, or a glob pattern (`data/part-*`) expanded in name order. Throws
+// ConfigError for a pattern that matches nothing.
+std::vector<std::string> dataset_paths(const std::string& rec);
+// Opens config.rec: "synthetic", or the datasets of dataset_paths() (several are concatenated,
+// the labels of each offset by the classes before it: shards of disjoint identities, each with
+// labels from 0). Checks num_classes against the data when it is set.
 std::shared_ptr<const ImageSource> open_dataset(const Config& config);
 // The planner of config.method: ffc -> DualPlanner(loader_mode), vfc -> KPerIdentityPlanner,
 // fc/pfc -> InstancePlanner.

@@ -71,6 +71,33 @@ class RecordReader final : public ImageReader {
 
 }  // namespace
 
+DatasetProperty read_property(const std::string& dir) {
+  // property: "num_classes,height,width"
+  const std::string prop_path = dir + "/property";
+  std::ifstream prop(prop_path);
+  if (!prop) {
+    throw IoError(prop_path +
+                  ": missing; it holds 'num_classes,height,width' (for example 93431,112,112), "
+                  "as insightface's datasets do; write it, or re-pack with `ffc pack`");
+  }
+  std::string line;
+  std::getline(prop, line);
+  long long n = 0;
+  int h = 0;
+  int w = 0;
+  char extra = 0;
+  if (std::sscanf(line.c_str(), " %lld , %d , %d %c", &n, &h, &w, &extra) != 3 || n <= 0 ||
+      h <= 0 || w <= 0) {
+    throw FormatError(prop_path + ": line 1 is '" + line +
+                      "', expected 'num_classes,height,width' with positive integers");
+  }
+  return {n, h, w};
+}
+
+std::string dataset_folder(const std::string& path) {
+  return is_directory(path) ? path : dir_of(path);
+}
+
 RecordDataset::RecordDataset(const std::string& path, const RecordDatasetOptions& options)
     : options_(options) {
   std::string dir;
@@ -94,30 +121,11 @@ RecordDataset::RecordDataset(const std::string& path, const RecordDatasetOptions
   }
   file_ = std::make_shared<RecordFile>(rec_path_);
 
-  // property: "num_classes,height,width"
+  const DatasetProperty property = read_property(dir);
+  num_classes_ = property.num_classes;
+  height_ = property.height;
+  width_ = property.width;
   const std::string prop_path = dir + "/property";
-  std::ifstream prop(prop_path);
-  if (!prop) {
-    throw IoError(prop_path +
-                  ": missing; it holds 'num_classes,height,width' (for example 93431,112,112), "
-                  "as insightface's datasets do; write it, or re-pack with `ffc pack`");
-  }
-  std::string line;
-  std::getline(prop, line);
-  {
-    long long n = 0;
-    int h = 0;
-    int w = 0;
-    char extra = 0;
-    if (std::sscanf(line.c_str(), " %lld , %d , %d %c", &n, &h, &w, &extra) != 3 || n <= 0 ||
-        h <= 0 || w <= 0) {
-      throw FormatError(prop_path + ": line 1 is '" + line +
-                        "', expected 'num_classes,height,width' with positive integers");
-    }
-    num_classes_ = n;
-    height_ = h;
-    width_ = w;
-  }
   if (!options_.resize && (height_ != options_.image_size || width_ != options_.image_size)) {
     throw ConfigError(prop_path + ": images are " + std::to_string(height_) + "x" +
                       std::to_string(width_) + " but image_size is " +

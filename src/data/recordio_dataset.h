@@ -23,6 +23,17 @@ struct RecordDatasetOptions {
   bool resize = false;  // resize images of another size instead of failing
 };
 
+// The property file of a dataset folder: "num_classes,height,width". Throws IoError / FormatError
+// naming the file.
+struct DatasetProperty {
+  int64_t num_classes = 0;
+  int height = 0;
+  int width = 0;
+};
+DatasetProperty read_property(const std::string& dir);
+// The folder of a dataset path (the folder itself, or the folder of its train.rec).
+std::string dataset_folder(const std::string& path);
+
 class RecordDataset final : public ImageSource {
  public:
   // `path`: the dataset folder, or its train.rec (train.idx and property beside it). Without an

@@ -82,6 +82,16 @@ has pack.out "packed"
 run stat 0 "$ffc" data stat "$tmp/ds" --set image_size=24
 has stat.out '"identities": 50'
 has stat.out '"2-5"'
+# The set as it is: its size from property, whatever the config's image_size.
+run statsize 0 "$ffc" data stat "$tmp/ds"
+has statsize.out '"identities": 50'
+# Shards by a glob: one dataset, the labels of the second offset by the first's classes.
+run pack2 0 "$ffc" pack --synthetic --set num_classes=7 --set image_size=24 --set seed=3 \
+  --out "$tmp/ds-part2"
+run statglob 0 "$ffc" data stat "$tmp/ds*"
+has statglob.out '"identities": 57'
+run statnoglob 2 "$ffc" data stat "$tmp/nothing-*"
+has statnoglob.err "matches no dataset"
 run synstat 0 "$ffc" data stat synthetic --set num_classes=100000000 --set image_size=24
 has synstat.out '"identities": 100000000'
 run verify 0 "$ffc" data verify "$tmp/ds" --set image_size=24
