@@ -51,6 +51,40 @@ int run_data_verify(const DataCommand& cmd) {
   return bad.empty() ? 0 : kExitFailure;
 }
 
+// Builds (or checks) the binary index of one dataset; returns whether it is good.
+static bool index_one(const std::string& path, bool check) {
+  data::RecordDatasetOptions options;
+  options.image_size = data::read_property(data::dataset_folder(path)).height;
+  options.resize = true;
+  const data::RecordDataset ds(path, options);
+  const std::string index = data::record_index_path(ds.file().path());
+  if (!check) {
+    ds.write_index();
+    std::cout << "wrote " << index << ": " << ds.num_images() << " images, " << ds.num_classes()
+              << " classes, " << data::stamp_of(index).size << " bytes\n";
+    return true;
+  }
+  std::string why;
+  const auto mapped = data::MappedRecordIndex::open(index, data::stamp_of(ds.file().path()),
+                                                    data::stamp_of(ds.idx_path()), why);
+  if (mapped) {
+    why = mapped->check_sections();
+  } else if (why.empty()) {
+    why = index + ": missing; build it with `ffc data index " + path + "`";
+  }
+  std::cout << (why.empty() ? index + ": ok, " + std::to_string(mapped->bytes()) + " bytes" : why)
+            << "\n";
+  return why.empty();
+}
+
+int run_data_index(const DataCommand& cmd) {
+  bool good = true;
+  for (const std::string& path : data::dataset_paths(cmd.path)) {
+    good = index_one(path, cmd.check) && good;
+  }
+  return good ? kExitOk : kExitFailure;
+}
+
 int run_pack(const PackCommand& cmd) {
   if (cmd.from_folder.empty() == !cmd.synthetic) {
     throw ConfigError("ffc pack needs exactly one of --from-folder DIR and --synthetic");
@@ -69,6 +103,7 @@ int run_pack(const PackCommand& cmd) {
   std::cout << "packed " << report.images << " images of " << report.classes << " identities ("
             << report.image_size << "x" << report.image_size << ", " << report.bytes
             << " bytes) into " << cmd.out << "/train.rec, train.idx, property\n";
+  index_one(cmd.out, /*check=*/false);  // the binary index every rank maps
   return 0;
 }
 

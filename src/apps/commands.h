@@ -67,10 +67,12 @@ int run_ckpt_pool_stats(const CkptCommand& cmd);
 
 struct DataCommand {
   ConfigOptions config;
-  std::string path;  // dataset folder, train.rec, or "synthetic"
+  std::string path;    // dataset folder, train.rec, or "synthetic"
+  bool check = false;  // data index: check the existing index instead of building it
 };
 int run_data_stat(const DataCommand& cmd);
 int run_data_verify(const DataCommand& cmd);
+int run_data_index(const DataCommand& cmd);
 
 struct PackCommand {
   ConfigOptions config;

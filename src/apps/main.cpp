@@ -233,6 +233,15 @@ void add_data_commands(CLI::App& app, Action& action) {
   sub->add_option("path", verify->path, "Dataset folder, .rec file, or synthetic")->required();
   add_config_options(*sub, verify->config);
   sub->callback([&action, verify] { action = [verify] { return run_data_verify(*verify); }; });
+
+  auto index = std::make_shared<DataCommand>();
+  sub = data->add_subcommand(
+      "index",
+      "Build the binary index (train.ffcidx) that every rank memory-maps, for sets packed "
+      "elsewhere (docs/data.md); --check verifies an existing one, exit 1 if stale or damaged");
+  sub->add_option("path", index->path, "Dataset folder, .rec file, or a glob of them")->required();
+  sub->add_flag("--check", index->check, "Check the index instead of building it");
+  sub->callback([&action, index] { action = [index] { return run_data_index(*index); }; });
 }
 
 void add_pack_command(CLI::App& app, Action& action) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/crc32.h"
 #include "common/error.h"
 #include "common/logging.h"
 
@@ -47,28 +48,6 @@ hid_t memory_type(DType t) {
       return H5T_NATIVE_UINT8;
   }
   return H5T_NATIVE_UINT8;
-}
-
-// CRC-32 (IEEE 802.3, as zlib's crc32), for scalar datasets.
-uint32_t crc32(const void* data, size_t n) {
-  static uint32_t table[256];
-  static const bool ready = [] {
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) {
-        c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-      }
-      table[i] = c;
-    }
-    return true;
-  }();
-  (void)ready;
-  uint32_t c = 0xffffffffu;
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-  }
-  return c ^ 0xffffffffu;
 }
 
 hid_t make_fapl(MPI_Comm comm) {

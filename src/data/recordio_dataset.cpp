@@ -133,6 +133,40 @@ RecordDataset::RecordDataset(const std::string& path, const RecordDatasetOptions
                       "; set image_size: " + std::to_string(height_) + " (or resize: true)");
   }
 
+  // The binary index, when there is a current one: nothing per image is read or allocated.
+  idx_path_ = idx_path;
+  {
+    std::string why;
+    std::unique_ptr<MappedRecordIndex> mapped = MappedRecordIndex::open(
+        record_index_path(rec_path_), stamp_of(rec_path_), stamp_of(idx_path), why);
+    if (mapped && mapped->tables().num_classes != num_classes_) {
+      why = record_index_path(rec_path_) + ": built for " +
+            std::to_string(mapped->tables().num_classes) + " classes, property says " +
+            std::to_string(num_classes_) + "; rebuild it with `ffc data index`";
+      mapped.reset();
+    }
+    if (mapped) {
+      const IndexTables& t = mapped->tables();
+      first_key_ = t.first_key;
+      num_entries_ = t.num_entries;
+      offs_ = t.offsets;
+      keys_ = t.keys;
+      num_images_ = t.num_images;
+      image_first_key_ = t.image_first_key;
+      identity_begin_ = t.identity_begin;
+      identity_end_ = t.identity_end;
+      cbegin_ = t.class_begin;
+      cimages_ = t.class_images;
+      index_ = std::move(mapped);
+      index_note_ = "binary index " + record_index_path(rec_path_);
+      spdlog::debug("{}", describe());
+      return;
+    }
+    if (!why.empty()) {
+      spdlog::warn("{}; indexing {} in memory instead", why, rec_path_);
+    }
+  }
+
   // Index.
   std::vector<IndexEntry> entries;
   if (exists(idx_path)) {
@@ -169,6 +203,10 @@ RecordDataset::RecordDataset(const std::string& path, const RecordDatasetOptions
       sparse_keys_.push_back(e.key);
     }
   }
+
+  num_entries_ = static_cast<int64_t>(offsets_.size());
+  offs_ = offsets_.data();
+  keys_ = sparse_keys_.empty() ? nullptr : sparse_keys_.data();
 
   // Record 0: insightface's header record, if present.
   std::vector<uint8_t> buf;
@@ -212,13 +250,15 @@ RecordDataset::RecordDataset(const std::string& path, const RecordDatasetOptions
   if (num_images_ <= 0) {
     throw FormatError(rec_path_ + ": the dataset has no image records");
   }
+  index_note_ = "indexed in memory from " + (exists(idx_path) ? idx_path : rec_path_);
   spdlog::debug("{}", describe());
 }
 
 std::string RecordDataset::describe() const {
   return rec_path_ + ": " + std::to_string(num_images_) + " images, " +
          std::to_string(num_classes_) + " classes, " + std::to_string(height_) + "x" +
-         std::to_string(width_) + (has_identity_records() ? ", identity records" : "");
+         std::to_string(width_) + (has_identity_records() ? ", identity records" : "") + "; " +
+         index_note_;
 }
 
 int64_t RecordDataset::image_key(int64_t image) const {
@@ -227,19 +267,19 @@ int64_t RecordDataset::image_key(int64_t image) const {
   if (image_first_key_ >= 0) {
     return image_first_key_ + image;
   }
-  return sparse_keys_.empty() ? first_key_ + image : sparse_keys_[image];
+  return keys_ == nullptr ? first_key_ + image : keys_[image];
 }
 
 uint64_t RecordDataset::offset_of_key(int64_t key) const {
-  if (sparse_keys_.empty()) {
-    FFC_CHECK(key >= first_key_ && key - first_key_ < static_cast<int64_t>(offsets_.size()),
+  if (keys_ == nullptr) {
+    FFC_CHECK(key >= first_key_ && key - first_key_ < num_entries_,
               rec_path_ + ": no record with key " + std::to_string(key) + " in the index");
-    return offsets_[key - first_key_];
+    return offs_[key - first_key_];
   }
-  auto it = std::lower_bound(sparse_keys_.begin(), sparse_keys_.end(), key);
-  FFC_CHECK(it != sparse_keys_.end() && *it == key,
+  const int64_t* it = std::lower_bound(keys_, keys_ + num_entries_, key);
+  FFC_CHECK(it != keys_ + num_entries_ && *it == key,
             rec_path_ + ": no record with key " + std::to_string(key) + " in the index");
-  return offsets_[it - sparse_keys_.begin()];
+  return offs_[it - keys_];
 }
 
 int64_t RecordDataset::table_bytes() const {
@@ -253,13 +293,41 @@ std::unique_ptr<ImageReader> RecordDataset::make_reader() const {
   return r;
 }
 
+int64_t RecordDataset::mapped_index_bytes() const {
+  return index_ ? static_cast<int64_t>(index_->bytes()) : 0;
+}
+
+std::string RecordDataset::write_index() const {
+  build_class_table();
+  IndexTables t;
+  t.num_entries = num_entries_;
+  t.first_key = first_key_;
+  t.offsets = offs_;
+  t.keys = keys_;
+  t.num_images = num_images_;
+  t.image_first_key = image_first_key_;
+  t.identity_begin = identity_begin_;
+  t.identity_end = identity_end_;
+  t.num_classes = num_classes_;
+  t.class_begin = cbegin_;
+  t.class_images = cimages_;
+  const std::string path = record_index_path(rec_path_);
+  write_record_index(path, t, stamp_of(rec_path_), stamp_of(idx_path_));
+  return path;
+}
+
 void RecordDataset::build_class_table() const {
   std::call_once(class_table_once_, [this] {
+    if (cbegin_ != nullptr) {
+      return;  // mapped from the binary index
+    }
     if (has_identity_records()) {
       build_class_table_from_identity_records();
     } else {
       build_class_table_by_scan();
     }
+    cbegin_ = class_begin_.data();
+    cimages_ = class_images_.empty() ? nullptr : class_images_.data();
   });
 }
 
@@ -325,15 +393,15 @@ int64_t RecordDataset::class_size(int64_t label) const {
   build_class_table();
   FFC_CHECK(label >= 0 && label < num_classes_, "class " + std::to_string(label) + " outside [0, " +
                                                     std::to_string(num_classes_) + ")");
-  return class_begin_[label + 1] - class_begin_[label];
+  return cbegin_[label + 1] - cbegin_[label];
 }
 
 int64_t RecordDataset::class_image(int64_t label, int64_t j) const {
   const int64_t n = class_size(label);
   FFC_CHECK(j >= 0 && j < n, "image " + std::to_string(j) + " of class " + std::to_string(label) +
                                  " which has " + std::to_string(n));
-  const int64_t pos = class_begin_[label] + j;
-  return class_images_.empty() ? pos : class_images_[pos];
+  const int64_t pos = cbegin_[label] + j;
+  return cimages_ == nullptr ? pos : cimages_[pos];
 }
 
 // ---------------------------------------------------------------- ConcatSource

@@ -13,6 +13,7 @@
 
 #include "data/image_source.h"
 #include "data/jpeg.h"
+#include "data/record_index.h"
 #include "data/recordio.h"
 
 namespace ffc::data {
@@ -52,12 +53,18 @@ class RecordDataset final : public ImageSource {
   int64_t image_key(int64_t image) const;
   uint64_t offset_of_key(int64_t key) const;
   const RecordFile& file() const { return *file_; }
+  const std::string& idx_path() const { return idx_path_; }  // train.idx (may not exist)
   bool has_identity_records() const { return identity_begin_ >= 0; }
   // Image size from the property file.
   int property_height() const { return height_; }
   int property_width() const { return width_; }
-  // Bytes of in-memory tables (index, class table once built).
+  // Bytes of in-memory tables (index, class table once built); 0 with a mapped binary index.
   int64_t table_bytes() const;
+  // Bytes of the mapped binary index (0 without one).
+  int64_t mapped_index_bytes() const;
+  // Writes the binary index (record_index_path of the .rec), building the class table first.
+  // Returns its path.
+  std::string write_index() const;
 
  private:
   void build_class_table() const;
@@ -65,16 +72,24 @@ class RecordDataset final : public ImageSource {
   void build_class_table_by_scan() const;
 
   std::string rec_path_;
+  std::string idx_path_;
   RecordDatasetOptions options_;
   std::shared_ptr<RecordFile> file_;
   int64_t num_classes_ = 0;
   int height_ = 0;
   int width_ = 0;
 
-  // Index. Contiguous keys (the common case) store only offsets: key k at offsets_[k - first_key_].
+  // Index. Contiguous keys (the common case) store only offsets: key k at offs_[k - first_key_].
+  // The tables are read through pointers into the mapped binary index (data/record_index.h) or,
+  // without one, into the vectors below, built from train.idx.
   int64_t first_key_ = 0;
+  int64_t num_entries_ = 0;
+  const uint64_t* offs_ = nullptr;
+  const int64_t* keys_ = nullptr;  // nullptr when keys are contiguous
   std::vector<uint64_t> offsets_;
   std::vector<int64_t> sparse_keys_;  // non-empty when keys are not contiguous (sorted)
+  std::shared_ptr<MappedRecordIndex> index_;
+  std::string index_note_;  // how the index was obtained, for describe()
 
   // Images: keys image_first_key_ + i for i < num_images_ (insightface layout), or the i-th
   // indexed key in key order.
@@ -88,6 +103,8 @@ class RecordDataset final : public ImageSource {
   mutable std::once_flag class_table_once_;
   mutable std::vector<int64_t> class_begin_;   // num_classes + 1 entries
   mutable std::vector<int32_t> class_images_;  // CSR list when images are not grouped
+  mutable const int64_t* cbegin_ = nullptr;    // the class table in use
+  mutable const int32_t* cimages_ = nullptr;   // nullptr when classes are ranges
 };
 
 // Several datasets as one: images and labels of dataset k follow those of datasets 0..k-1
