@@ -3,7 +3,10 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <atomic>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -22,6 +25,31 @@ bool configure_allocator() {
   // ... and grow it in steps of 256 MiB, so that growth costs few system calls.
   ok = mallopt(M_TOP_PAD, 256 << 20) == 1 && ok;
   return ok;
+}
+
+int64_t private_rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) {
+    return 0;
+  }
+  char line[256];
+  long long kib = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "RssAnon: %lld kB", &kib) == 1) {
+      break;
+    }
+  }
+  std::fclose(f);
+  return static_cast<int64_t>(kib) * 1024;
+}
+
+int64_t peak_private_rss_bytes() {
+  static std::atomic<int64_t> peak{0};
+  const int64_t now = private_rss_bytes();
+  int64_t seen = peak.load();
+  while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+  }
+  return std::max(seen, now);
 }
 
 int64_t peak_rss_bytes() {

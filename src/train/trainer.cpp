@@ -280,6 +280,10 @@ class ProgressWindow {
     // The largest peak RSS of any rank so far (one small host all-reduce per progress line).
     rec["peak_rss_mib"] = comm::all_reduce_scalar(
         comm, static_cast<double>(peak_rss_bytes()) / (1 << 20), comm::ReduceOp::kMax);
+    // Private (anonymous) memory only, sampled at progress lines: what a rank costs beyond the
+    // page cache it shares with the other ranks of its node (the mapped dataset index).
+    rec["peak_private_mib"] = comm::all_reduce_scalar(
+        comm, static_cast<double>(peak_private_rss_bytes()) / (1 << 20), comm::ReduceOp::kMax);
     rec["elapsed_s"] = std::chrono::duration<double>(now - run_start_).count();
     metrics.write(rec);
     result.final_loss = loss;
