@@ -17,6 +17,7 @@ int run_plan(const PlanCommand& cmd) {
   in.sample_rate = cmd.sample_rate;
   in.pool = cmd.pool;
   in.vfc_rows = cmd.vfc_rows;
+  in.images = cmd.images;
   in.network = cmd.network;
   in.image_size = cmd.image_size;
   in.memory_bytes = cmd.memory_gib * 1024.0 * 1024.0 * 1024.0;

@@ -39,6 +39,7 @@ struct PlanCommand {
   double sample_rate = 0.1;
   int64_t pool = 0;
   int64_t vfc_rows = 1000;
+  int64_t images = 0;
   std::string network = "r50";
   int64_t image_size = 0;
   double memory_gib = 0;

@@ -88,6 +88,8 @@ void add_plan_command(CLI::App& app, Action& action) {
   sub->add_option("--pool", cmd->pool, "FFC's pool Q; 0: 1% of N, at least the global batch")
       ->capture_default_str();
   sub->add_option("--vfc-rows", cmd->vfc_rows, "Virtual FC's M")->capture_default_str();
+  sub->add_option("--images", cmd->images,
+                  "Training images of a RecordIO set: adds its binary index (0: none)");
   sub->add_option("--network", cmd->network, "Backbone (ffc model list)")->capture_default_str();
   sub->add_option("--image-size", cmd->image_size, "0: the network's natural size");
   sub->add_option("--memory-gib", cmd->memory_gib,

@@ -130,6 +130,14 @@ Plan make_plan(const PlanInput& in) {
                        "2 x 4 B x gathered probes x slots on the rank"});
     p.head_flops_per_step = (in.ffc_rollback ? 2 : 1) * 4 * probes * q_local * d;
   }
+  if (in.images > 0) {
+    // The binary dataset index (data/record_index.h): offsets of the images, identity records
+    // and header, and the class table. Mapped and shared by the ranks of a node through the page
+    // cache; counted here in full, as a rank that reads every page would hold it.
+    const double entries = static_cast<double>(in.images) + n + 1;
+    p.items.push_back({"dataset index (mapped, node-shared)",
+                       8 * entries + 8 * (n + 1), "8 B x (images + N + 1) + 8 B x (N + 1)"});
+  }
   for (const auto& item : p.items) {
     p.total_bytes += item.bytes;
   }

@@ -18,6 +18,7 @@ struct PlanInput {
   double sample_rate = 0.1;    // Partial FC
   int64_t pool = 0;            // FFC Q; 0: 1% of N, at least the global gallery batch
   int64_t vfc_rows = 1000;     // Virtual FC M
+  int64_t images = 0;          // training images (a RecordIO set); 0: no dataset line
   bool ffc_rollback = true;
   bool ffc_sharded = true;
   std::string network = "r50";
