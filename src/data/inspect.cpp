@@ -71,10 +71,10 @@ class PackWriter {
       : out_(out), images_(images), classes_(classes) {
     make_dir(out);
     rec_ = std::make_unique<RecordWriter>(tmp("train.rec"));
-    // Record 0: labels [first identity key, end key), as insightface's datasets.
-    ImageRecordHeader h;
-    std::vector<float> range = {static_cast<float>(images + 1),
-                                static_cast<float>(images + 1 + classes)};
+    // Record 0: labels [first identity key, end key), as insightface's datasets (exact in id and
+    // id2 too: float32 keys are exact only below 2^24).
+    std::vector<float> range;
+    const ImageRecordHeader h = key_range_header(images + 1, images + 1 + classes, range);
     build_image_record(h, range, nullptr, 0, record_);
     index_.push_back({0, rec_->write(record_.data(), record_.size())});
   }
@@ -112,10 +112,8 @@ class PackWriter {
     class_start_.push_back(images_ + 1);
     for (int64_t y = 0; y < classes_; ++y) {
       const int64_t key = images_ + 1 + y;
-      ImageRecordHeader h;
-      h.id = static_cast<uint64_t>(key);
-      std::vector<float> range = {static_cast<float>(class_start_[y]),
-                                  static_cast<float>(class_start_[y + 1])};
+      std::vector<float> range;
+      const ImageRecordHeader h = key_range_header(class_start_[y], class_start_[y + 1], range);
       build_image_record(h, range, nullptr, 0, record_);
       index_.push_back({key, rec_->write(record_.data(), record_.size())});
     }

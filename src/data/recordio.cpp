@@ -41,6 +41,28 @@ float ImageRecordView::label_at(size_t i) const {
   return v;
 }
 
+void ImageRecordView::key_range(int64_t& start, int64_t& end, const std::string& where) const {
+  if (header.flag < 2) {
+    throw FormatError(where + ": a key-range record needs two labels [start, end), it has " +
+                      std::to_string(header.flag));
+  }
+  if (header.id2 & kExactLabelBit) {
+    start = static_cast<int64_t>(header.id);
+    end = static_cast<int64_t>(header.id2 & ~kExactLabelBit);
+    return;
+  }
+  start = static_cast<int64_t>(label_at(0));
+  end = static_cast<int64_t>(label_at(1));
+}
+
+ImageRecordHeader key_range_header(int64_t start, int64_t end, std::vector<float>& labels) {
+  labels = {static_cast<float>(start), static_cast<float>(end)};
+  ImageRecordHeader h;
+  h.id = static_cast<uint64_t>(start);
+  h.id2 = kExactLabelBit | static_cast<uint64_t>(end);
+  return h;
+}
+
 int64_t ImageRecordView::class_label(const std::string& where) const {
   if (header.id2 & kExactLabelBit) {
     return static_cast<int64_t>(header.id2 & ~kExactLabelBit);

@@ -41,6 +41,10 @@ struct ImageRecordView {
   size_t payload_size = 0;
 
   float label_at(size_t i) const;
+  // A header or identity record's key range [start, end) (its two labels): exact from id and id2
+  // where ffc's writer stored them there (id2's bit 63 set), else from the float labels, which
+  // are exact only below 2^24. Throws FormatError for a record with fewer than two labels.
+  void key_range(int64_t& start, int64_t& end, const std::string& where) const;
   // The record's class label: the exact id2 label when present, else label[0] when flag > 0,
   // else the float label. Throws FormatError when the float is not a non-negative integer.
   int64_t class_label(const std::string& where) const;
@@ -49,6 +53,10 @@ struct ImageRecordView {
 // Parses a logical record as an image record. `where` prefixes error messages ("train.rec:
 // record 12 at byte 3456").
 ImageRecordView parse_image_record(const uint8_t* data, size_t size, const std::string& where);
+
+// The header of a key-range record (insightface's record 0 and identity records): two float
+// labels [start, end) and, for readers that know it, the exact values in id and id2 (bit 63 set).
+ImageRecordHeader key_range_header(int64_t start, int64_t end, std::vector<float>& labels);
 
 // Builds the bytes of an image record: header (flag = labels.size(), label field = `label`
 // unless labels are given, as MXNet's pack does), labels, payload.

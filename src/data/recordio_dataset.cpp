@@ -216,17 +216,18 @@ RecordDataset::RecordDataset(const std::string& path, const RecordDatasetOptions
     const std::string where = file_->where(offset_of_key(0), 0);
     const ImageRecordView rec = parse_image_record(buf.data(), buf.size(), where);
     if (rec.header.flag >= 2) {
-      const float a = rec.label_at(0);
-      const float b = rec.label_at(1);
+      int64_t a = 0;
+      int64_t b = 0;
+      rec.key_range(a, b, where);
       if (!(a >= 1 && b >= a)) {
         throw FormatError(where + ": header record labels [" + std::to_string(a) + ", " +
                           std::to_string(b) + "] are not a key range [first identity, end)");
       }
       header = true;
       image_first_key_ = 1;
-      num_images_ = static_cast<int64_t>(a) - 1;
-      identity_begin_ = static_cast<int64_t>(a);
-      identity_end_ = static_cast<int64_t>(b);
+      num_images_ = a - 1;
+      identity_begin_ = a;
+      identity_end_ = b;
       const int64_t last_key = contiguous ? entries.back().key : sparse_keys_.back();
       if (!contiguous || last_key < identity_end_ - 1 || (num_images_ > 0 && last_key < 1)) {
         throw FormatError(idx_path + ": record 0 announces images 1.." +
@@ -344,8 +345,9 @@ void RecordDataset::build_class_table_from_identity_records() const {
     if (rec.header.flag < 2) {
       throw FormatError(where + ": identity record without its [start, end) key range");
     }
-    const auto start = static_cast<int64_t>(rec.label_at(0));
-    const auto end = static_cast<int64_t>(rec.label_at(1));
+    int64_t start = 0;
+    int64_t end = 0;
+    rec.key_range(start, end, where);
     if (start != expected_start || end < start || end > num_images_ + 1) {
       throw FormatError(where + ": identity " + std::to_string(y) + " covers keys [" +
                         std::to_string(start) + ", " + std::to_string(end) +

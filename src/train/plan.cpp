@@ -135,8 +135,8 @@ Plan make_plan(const PlanInput& in) {
     // and header, and the class table. Mapped and shared by the ranks of a node through the page
     // cache; counted here in full, as a rank that reads every page would hold it.
     const double entries = static_cast<double>(in.images) + n + 1;
-    p.items.push_back({"dataset index (mapped, node-shared)",
-                       8 * entries + 8 * (n + 1), "8 B x (images + N + 1) + 8 B x (N + 1)"});
+    p.items.push_back({"dataset index (mapped, node-shared)", 8 * entries + 8 * (n + 1),
+                       "8 B x (images + N + 1) + 8 B x (N + 1)"});
   }
   for (const auto& item : p.items) {
     p.total_bytes += item.bytes;

@@ -177,6 +177,25 @@ TEST(RecordIO, ImageRecordHeaderAndLabels) {
   h.id2 = kExactLabelBit | 16777217ULL;
   build_image_record(h, {}, jpeg, sizeof(jpeg), bytes);
   EXPECT_EQ(parse_image_record(bytes.data(), bytes.size(), "t").class_label("t"), 16777217);
+  // Key ranges beyond 2^24 (a set of 2 x 10^7 images): exact through id/id2; a range record
+  // written by another tool (id2 0) falls back to its float labels.
+  std::vector<float> range;
+  const ImageRecordHeader rh = key_range_header(20142147, 28842147, range);
+  build_image_record(rh, range, nullptr, 0, bytes);
+  v = parse_image_record(bytes.data(), bytes.size(), "t");
+  EXPECT_NE(static_cast<int64_t>(v.label_at(0)), 20142147);  // the float rounds
+  int64_t start = 0;
+  int64_t end = 0;
+  v.key_range(start, end, "t");
+  EXPECT_EQ(start, 20142147);
+  EXPECT_EQ(end, 28842147);
+  build_image_record(ImageRecordHeader{}, {5.0f, 9.0f}, nullptr, 0, bytes);
+  parse_image_record(bytes.data(), bytes.size(), "t").key_range(start, end, "t");
+  EXPECT_EQ(start, 5);
+  EXPECT_EQ(end, 9);
+  build_image_record(ImageRecordHeader{}, {}, jpeg, sizeof(jpeg), bytes);
+  EXPECT_THROW(parse_image_record(bytes.data(), bytes.size(), "t").key_range(start, end, "t"),
+               FormatError);
   // A header that announces more labels than the record holds.
   build_image_record(ImageRecordHeader{}, {}, jpeg, sizeof(jpeg), bytes);
   const uint32_t flag = 5;
