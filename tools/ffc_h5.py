@@ -143,6 +143,17 @@ def _check_version(path, attrs, newest):
                          f"this loader reads ({newest})")
 
 
+def _format_attrs(f, path, what, fmt, newest):
+    """The root attributes of an open file, checked to be of format `fmt` and a version this
+    module reads."""
+    attrs = _attrs(f)
+    if attrs.get("format") != fmt:
+        raise ValueError(f"{path}: not an ffc {what} (format attribute "
+                         f"{attrs.get('format')!r}, expected {fmt!r})")
+    _check_version(path, attrs, newest)
+    return attrs
+
+
 def load_checkpoint(path):
     """Everything of an ffc checkpoint as numpy: a dict with
     attrs      root attributes (step, epoch, method, world_size, num_classes, seed, ...)
@@ -154,11 +165,8 @@ def load_checkpoint(path):
     head       {"weight": ..., "momentum": ..., "pool/rows": ..., "pool/labels": ..., ...}:
                the classification head in its global layout (whichever the method has)"""
     with h5py.File(path, "r") as f:
-        attrs = _attrs(f)
-        if attrs.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: not an ffc checkpoint (format attribute "
-                             f"{attrs.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
-        _check_version(path, attrs, CHECKPOINT_FORMAT_VERSION)
+        attrs = _format_attrs(f, path, "checkpoint", CHECKPOINT_FORMAT,
+                              CHECKPOINT_FORMAT_VERSION)
         if int(attrs.get("complete", 0)) != 1:
             raise ValueError(f"{path}: incomplete checkpoint (its writer did not finish)")
 
@@ -225,11 +233,8 @@ def load_embeddings(path):
     (int64 [n]) and "paths" (list of str) where the file has them, and "attrs" (root attributes:
     format, format_version and the network's network, embedding_size, image_size, ...)."""
     with h5py.File(path, "r") as f:
-        attrs = _attrs(f)
-        if attrs.get("format") != EMBEDDINGS_FORMAT:
-            raise ValueError(f"{path}: not an ffc embeddings file (format attribute "
-                             f"{attrs.get('format')!r}, expected {EMBEDDINGS_FORMAT!r})")
-        _check_version(path, attrs, EMBEDDINGS_FORMAT_VERSION)
+        attrs = _format_attrs(f, path, "embeddings file", EMBEDDINGS_FORMAT,
+                              EMBEDDINGS_FORMAT_VERSION)
         if "embeddings" not in f:
             raise ValueError(f"{path}: no dataset 'embeddings'")
         emb = np.asarray(f["embeddings"][()], dtype=np.float32)

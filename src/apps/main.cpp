@@ -28,6 +28,12 @@ void add_config_options(CLI::App& cmd, ConfigOptions& options) {
   cmd.add_flag("--dump-config", options.dump, "Print the resolved configuration as YAML and exit");
 }
 
+void add_backend_option(CLI::App& cmd, std::string& backend) {
+  cmd.add_option("--backend", backend, "Communication backend")
+      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
+      ->capture_default_str();
+}
+
 void add_config_command(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand(
       "config",
@@ -48,9 +54,7 @@ void add_env_command(CLI::App& app, Action& action) {
       "check the collectives");
   auto cmd = std::make_shared<EnvCommand>();
   add_config_options(*sub, cmd->config);
-  sub->add_option("--backend", cmd->backend, "Communication backend")
-      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
-      ->capture_default_str();
+  add_backend_option(*sub, cmd->backend);
   sub->callback([&action, cmd] { action = [cmd] { return run_env(*cmd); }; });
 }
 
@@ -61,9 +65,7 @@ void add_train_command(CLI::App& app, Action& action) {
       "Train as configured (docs/training.md); run it under mpirun or srun for several "
       "ranks, or alone for one");
   add_config_options(*sub, cmd->config);
-  sub->add_option("--backend", cmd->backend, "Communication backend")
-      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
-      ->capture_default_str();
+  add_backend_option(*sub, cmd->backend);
   sub->add_option("--resume", cmd->resume,
                   "auto: continue from the newest valid checkpoint of the output folder (or start "
                   "afresh); or a checkpoint file");
@@ -336,9 +338,7 @@ void add_embed_command(CLI::App& app, Action& action) {
   sub->add_option("--chunk", cmd->chunk, "Images per rank between writes")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
       ->capture_default_str();
-  sub->add_option("--backend", cmd->backend, "Communication backend")
-      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
-      ->capture_default_str();
+  add_backend_option(*sub, cmd->backend);
   add_config_options(*sub, cmd->config);
   sub->callback([&action, cmd] { action = [cmd] { return run_embed(*cmd); }; });
 }
@@ -370,9 +370,7 @@ void add_eval_command(CLI::App& app, Action& action) {
   sub->add_option("--save-heldout", cmd->save_heldout,
                   "With --synthetic: write the val_pairs held-out pairs as a verification set "
                   "file (JPEG); without a network, only that");
-  sub->add_option("--backend", cmd->backend, "Communication backend")
-      ->check(CLI::IsMember({"mpi", "nccl", "single"}))
-      ->capture_default_str();
+  add_backend_option(*sub, cmd->backend);
   add_config_options(*sub, cmd->config);
   sub->callback([&action, cmd] { action = [cmd] { return run_eval(*cmd); }; });
 }

@@ -334,7 +334,7 @@ File File::create(const std::string& path) {
   return f;
 }
 
-File File::open_read(const std::string& path) {
+File File::open(const std::string& path, unsigned flags) {
   silence_hdf5();
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
@@ -346,19 +346,17 @@ File File::open_read(const std::string& path) {
   Object fapl = file_access_list();
   File f;
   f.path_ = path;
-  f.file_ = Object(FFC_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.id())), &H5Fclose);
+  f.file_ = Object(FFC_H5_CHECK(H5Fopen(path.c_str(), flags, fapl.id())), &H5Fclose);
   f.root_ = Group(FFC_H5_CHECK(H5Gopen2(f.file_.id(), "/", H5P_DEFAULT)));
   return f;
 }
 
+File File::open_read(const std::string& path) {
+  return open(path, H5F_ACC_RDONLY);
+}
+
 File File::open_write(const std::string& path) {
-  silence_hdf5();
-  Object fapl = file_access_list();
-  File f;
-  f.path_ = path;
-  f.file_ = Object(FFC_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.id())), &H5Fclose);
-  f.root_ = Group(FFC_H5_CHECK(H5Gopen2(f.file_.id(), "/", H5P_DEFAULT)));
-  return f;
+  return open(path, H5F_ACC_RDWR);
 }
 
 void Group::write_strings(const std::string& name, const std::vector<std::string>& values) {

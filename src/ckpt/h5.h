@@ -140,7 +140,7 @@ class File {
   // Opens an existing file read-only. Throws IoError when the file does not exist and
   // FormatError when it is not an HDF5 file.
   static File open_read(const std::string& path);
-  // Opens an existing HDF5 file for writing (serial driver).
+  // Opens an existing HDF5 file for writing (serial driver); the same errors as open_read.
   static File open_write(const std::string& path);
 
   const std::string& path() const { return path_; }
@@ -150,6 +150,8 @@ class File {
   void close();
 
  private:
+  // Opens an existing HDF5 file with `flags` (H5F_ACC_RDONLY or H5F_ACC_RDWR).
+  static File open(const std::string& path, unsigned flags);
   std::string path_;
   Object file_;
   Group root_;
