@@ -42,7 +42,7 @@ grep -q "layer1.2" "$tmp/bad.out" || { cat "$tmp/bad.out"; fail "the r34 refusal
 [ -e "$tmp/bad.h5" ] && fail "a refused import wrote its output"
 
 # 2. Verification parity with the PyTorch reference on an insightface .bin.
-run make_bin "$py" "$src/tests/eval/make_bin.py" "$tmp/set.bin" --pairs 20 --size 112 --seed 3
+run make_bin "$py" "$src/tests/eval/make_bin.py" "$tmp/set.bin" --pairs 10 --size 112 --seed 3
 run bin2ffc "$py" "$src/tools/bin2ffc.py" "$tmp/set.bin" --out "$tmp/set.h5"
 run eval "$ffc" eval --backbone "$tmp/r18.h5" --set-file "$tmp/set.h5" --json --backend single
 run reference "$py" "$src/tests/eval/insightface_reference.py" "$tmp/set.bin" "$tmp/r18.h5"
