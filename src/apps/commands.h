@@ -68,10 +68,13 @@ int run_ckpt_pool_stats(const CkptCommand& cmd);
 
 struct DataCommand {
   ConfigOptions config;
-  std::string path;    // dataset folder, train.rec, or "synthetic"
-  bool check = false;  // data index: check the existing index instead of building it
+  std::string path;     // dataset folder, train.rec, or "synthetic"
+  bool check = false;   // data index: check the existing index instead of building it
+  int64_t steps = 100;  // data read: batches to read
+  bool cold = false;    // data read: drop the set's cached pages first
 };
 int run_data_stat(const DataCommand& cmd);
+int run_data_read(const DataCommand& cmd);
 int run_data_verify(const DataCommand& cmd);
 int run_data_index(const DataCommand& cmd);
 

@@ -246,6 +246,19 @@ void add_data_commands(CLI::App& app, Action& action) {
   sub->add_option("path", index->path, "Dataset folder, .rec file, or a glob of them")->required();
   sub->add_flag("--check", index->check, "Check the index instead of building it");
   sub->callback([&action, index] { action = [index] { return run_data_index(*index); }; });
+
+  auto read = std::make_shared<DataCommand>();
+  sub = data->add_subcommand(
+      "read",
+      "Read STEPS batches through the training loader of the configured method (batch_size, "
+      "num_workers, read_order, read_block, read_window from the config) and print images/s and "
+      "MiB/s: what the storage and the decoder give the trainer");
+  sub->add_option("path", read->path, "Dataset folder, .rec file, or a glob of them")->required();
+  sub->add_option("--steps", read->steps, "Batches to read")->capture_default_str();
+  sub->add_flag("--cold", read->cold,
+                "Drop the set's pages from the page cache first (reads then come from storage)");
+  add_config_options(*sub, read->config);
+  sub->callback([&action, read] { action = [read] { return run_data_read(*read); }; });
 }
 
 void add_pack_command(CLI::App& app, Action& action) {

@@ -383,6 +383,15 @@ const std::vector<KeySpec>& key_table() {
       int_key("prefetch", &Config::prefetch, 1, 64, "Batches the loader prepares ahead."),
       choice_key("loader_mode", &Config::loader_mode, {"both", "instance", "identity"},
                  "FFC loaders: both (identity + instance), or one alone (ablation)."),
+      choice_key("read_order", &Config::read_order, {"random", "block"},
+                 "Epoch order: random (any record at any time), or block: each rank reads "
+                 "shuffled blocks of read_block consecutive records, read_window blocks "
+                 "shuffled together, each window fetched ahead in large reads (cluster "
+                 "filesystems; docs/data.md)."),
+      int_key("read_block", &Config::read_block, 1, int64_t{1} << 30,
+              "read_order block: consecutive records per block."),
+      int_key("read_window", &Config::read_window, 1, 1 << 20,
+              "read_order block: blocks a rank shuffles together (its shuffle buffer)."),
       int_key("images_per_identity", &Config::images_per_identity, 0, 1024,
               "Virtual FC: images per identity in a batch (batch_size must be a multiple); 0: "
               "the largest divisor of batch_size up to 10."),

@@ -32,7 +32,10 @@ struct Config {
   int64_t num_workers = 2;
   int64_t prefetch = 2;
   std::string loader_mode = "both";
-  int64_t images_per_identity = 0;  // 0: the largest divisor of batch_size up to 10
+  std::string read_order = "random";  // random | block (data/sampler.h)
+  int64_t read_block = 1024;          // block order: consecutive records per block
+  int64_t read_window = 16;           // block order: blocks a rank shuffles together
+  int64_t images_per_identity = 0;    // 0: the largest divisor of batch_size up to 10
   int64_t synthetic_min_images = 1;
   int64_t synthetic_max_images = 100;
   double synthetic_power = 1.5;

@@ -99,6 +99,9 @@ std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const Ima
   options.rank = rank;
   options.world = world;
   options.flip = config.flip;
+  if (config.read_order == "block") {
+    options.order = {config.read_block, config.read_window};
+  }
   if (config.method == "ffc") {
     return std::make_shared<DualPlanner>(source, options, parse_dual_mode(config.loader_mode));
   }

@@ -34,6 +34,14 @@ class ImageSource {
   virtual int64_t class_size(int64_t label) const = 0;
   virtual int64_t class_image(int64_t label, int64_t j) const = 0;
   virtual std::unique_ptr<ImageReader> make_reader() const = 0;
+  // A hint: images [first, first + count) will be read soon. File-backed sources start fetching
+  // their bytes in large reads (block-shuffled reading, sampler.h); the default does nothing.
+  virtual void will_read(int64_t /*first*/, int64_t /*count*/) const {}
+  // Drops the source's file pages from the page cache, so that the next reads come from the
+  // storage (`ffc data read --cold`); a no-op for procedural sources.
+  virtual void drop_cached() const {}
+  // Bytes the set occupies in storage (0 for procedural sources).
+  virtual int64_t stored_bytes() const { return 0; }
   // Calls fn(images_per_class, number_of_classes) over a partition of the classes (the default
   // visits every class; procedural sources visit their runs of equal counts).
   virtual void for_each_class_size(const std::function<void(int64_t, int64_t)>& fn) const {

@@ -88,6 +88,7 @@ const Batch& Loader::get(int64_t step) {
 void Loader::worker_main(int /*worker*/) {
   std::unique_ptr<ImageReader> reader;
   std::vector<uint8_t> pixels;
+  std::vector<ItemRange> ahead;
   const auto nslots = static_cast<int64_t>(slots_.size());
   while (true) {
     std::unique_lock<std::mutex> lock(mutex_);
@@ -116,7 +117,7 @@ void Loader::worker_main(int /*worker*/) {
         const size_t s = static_cast<size_t>(source_->image_size());
         pixels.resize(s * s * 3);
       }
-      fill(slot, step, *reader, pixels);
+      fill(slot, step, *reader, pixels, ahead);
     } catch (...) {
       error = std::current_exception();
     }
@@ -132,8 +133,14 @@ void Loader::worker_main(int /*worker*/) {
   }
 }
 
-void Loader::fill(Slot& slot, int64_t step, ImageReader& reader, std::vector<uint8_t>& pixels) {
+void Loader::fill(Slot& slot, int64_t step, ImageReader& reader, std::vector<uint8_t>& pixels,
+                  std::vector<ItemRange>& ahead) {
   planner_->plan(step, slot.plan);
+  ahead.clear();
+  planner_->read_ahead(step, ahead);  // block order: the next window's blocks, in large reads
+  for (const ItemRange& run : ahead) {
+    source_->will_read(run.first, run.count);
+  }
   slot.batch.step = step;
   const int size = source_->image_size();
   const int64_t plane = static_cast<int64_t>(size) * size;

@@ -81,7 +81,8 @@ class Loader {
     std::exception_ptr error;
   };
   void worker_main(int worker);
-  void fill(Slot& slot, int64_t step, ImageReader& reader, std::vector<uint8_t>& pixels);
+  void fill(Slot& slot, int64_t step, ImageReader& reader, std::vector<uint8_t>& pixels,
+            std::vector<ItemRange>& ahead);
   void restart(std::unique_lock<std::mutex>& lock, int64_t step);
 
   std::shared_ptr<const ImageSource> source_;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -146,6 +147,17 @@ std::string RecordFile::where(uint64_t offset, int64_t key) const {
   std::string s = base_name(path_) + ": record ";
   s += key >= 0 ? std::to_string(key) + " " : std::string();
   return s + "at byte " + std::to_string(offset);
+}
+
+void RecordFile::will_need(uint64_t begin, uint64_t end) const {
+  if (end > begin && begin < size_) {
+    (void)posix_fadvise(fd_, static_cast<off_t>(begin),
+                        static_cast<off_t>(std::min(end, size_) - begin), POSIX_FADV_WILLNEED);
+  }
+}
+
+void RecordFile::drop_cached() const {
+  (void)posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
 }
 
 void RecordFile::pread_exact(void* buf, size_t n, uint64_t offset, uint64_t record_offset,

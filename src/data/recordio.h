@@ -79,6 +79,12 @@ class RecordFile {
   // Offset just past the record at `offset`, reading only part headers (validated as read()).
   uint64_t skip(uint64_t offset, int64_t key = -1) const;
 
+  // Asks the kernel to start reading bytes [begin, end) into the page cache (a hint; errors
+  // are ignored: reading works without it).
+  void will_need(uint64_t begin, uint64_t end) const;
+  // Drops the file's clean pages from the page cache (a hint, as will_need).
+  void drop_cached() const;
+
   const std::string& path() const { return path_; }
   uint64_t size() const { return size_; }
   // "train.rec: record 12 at byte 3456"

@@ -406,6 +406,20 @@ int64_t RecordDataset::class_image(int64_t label, int64_t j) const {
   return cimages_ == nullptr ? pos : cimages_[pos];
 }
 
+void RecordDataset::will_read(int64_t first, int64_t count) const {
+  if (count <= 0 || first < 0 || first + count > num_images_) {
+    return;
+  }
+  // The records of consecutive images are consecutive in a packed file; where they are not
+  // (offsets out of order) the hint is skipped rather than made wrong.
+  const uint64_t begin = offset_of_key(image_key(first));
+  const int64_t next = first + count;
+  const uint64_t end = next < num_images_ ? offset_of_key(image_key(next)) : file_->size();
+  if (end > begin) {
+    file_->will_need(begin, end);
+  }
+}
+
 // ---------------------------------------------------------------- ConcatSource
 
 class ConcatReader final : public ImageReader {
@@ -460,6 +474,17 @@ int64_t ConcatSource::class_image(int64_t label, int64_t j) const {
   const size_t k = std::upper_bound(class_offsets_.begin(), class_offsets_.end(), label) -
                    class_offsets_.begin() - 1;
   return image_offsets_[k] + parts_[k]->class_image(label - class_offsets_[k], j);
+}
+
+void ConcatSource::will_read(int64_t first, int64_t count) const {
+  const int64_t end = first + count;
+  for (size_t k = 0; k < parts_.size(); ++k) {
+    const int64_t lo = std::max(first, image_offsets_[k]);
+    const int64_t hi = std::min(end, image_offsets_[k + 1]);
+    if (lo < hi) {
+      parts_[k]->will_read(lo - image_offsets_[k], hi - lo);
+    }
+  }
 }
 
 std::unique_ptr<ImageReader> ConcatSource::make_reader() const {

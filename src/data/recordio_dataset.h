@@ -48,6 +48,9 @@ class RecordDataset final : public ImageSource {
   int64_t class_size(int64_t label) const override;
   int64_t class_image(int64_t label, int64_t j) const override;
   std::unique_ptr<ImageReader> make_reader() const override;
+  void will_read(int64_t first, int64_t count) const override;
+  void drop_cached() const override { file_->drop_cached(); }
+  int64_t stored_bytes() const override { return static_cast<int64_t>(file_->size()); }
 
   // The record key of image `image`, and the byte offset of record `key` in train.rec.
   int64_t image_key(int64_t image) const;
@@ -119,6 +122,19 @@ class ConcatSource final : public ImageSource {
   int64_t class_size(int64_t label) const override;
   int64_t class_image(int64_t label, int64_t j) const override;
   std::unique_ptr<ImageReader> make_reader() const override;
+  void will_read(int64_t first, int64_t count) const override;
+  void drop_cached() const override {
+    for (const auto& p : parts_) {
+      p->drop_cached();
+    }
+  }
+  int64_t stored_bytes() const override {
+    int64_t sum = 0;
+    for (const auto& p : parts_) {
+      sum += p->stored_bytes();
+    }
+    return sum;
+  }
 
  private:
   friend class ConcatReader;

@@ -378,6 +378,15 @@ int64_t resume_training(const TrainingState& s, const std::string& resume) {
           "resume: {} was written by {} rank(s) at step {}; continuing at step {} with {} "
           "rank(s)",
           path, world, step, start, s.comm->size());
+      if (planner.blocked() && world != s.comm->size() && s.comm->rank() == 0 &&
+          start % planner.steps_per_epoch() != 0) {
+        spdlog::warn(
+            "resume: read_order block deals blocks to ranks, so the rest of epoch {} is dealt "
+            "afresh over {} rank(s): some of its images may come twice or not at all in this "
+            "epoch; from epoch {} the order is exact (docs/data.md)",
+            start / planner.steps_per_epoch(), s.comm->size(),
+            start / planner.steps_per_epoch() + 1);
+      }
     } else {
       spdlog::info("resume: {} at step {}", path, step);
     }

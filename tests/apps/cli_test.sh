@@ -90,6 +90,16 @@ run pack2 0 "$ffc" pack --synthetic --set num_classes=7 --set image_size=24 --se
   --out "$tmp/ds-part2"
 run statglob 0 "$ffc" data stat "$tmp/ds*"
 has statglob.out '"identities": 57'
+# The training loader over the sharded set: FC's in block order from a cold cache, FFC's (two
+# views of 1.5 x 8 rows a step) in random order; a block larger than a rank's share is refused.
+run readblock 0 "$ffc" data read "$tmp/ds*" --steps 3 --cold --set batch_size=8 --set method=fc \
+  --set read_order=block --set read_block=8 --set read_window=2
+has readblock.out "read 24 images in .* images/s, .* MiB/s; fc loader, read_order block (8 records x 2"
+has readblock.out "cold page cache"
+run readffc 0 "$ffc" data read "$tmp/ds*" --steps 3 --set batch_size=8
+has readffc.out "read 72 images in .*; ffc loader, read_order random"
+run readbig 2 "$ffc" data read "$tmp/ds*" --set read_order=block --set read_block=100000
+has readbig.err "fewer than one per rank (1 ranks); lower read_block"
 run statnoglob 2 "$ffc" data stat "$tmp/nothing-*"
 has statnoglob.err "matches no dataset"
 run synstat 0 "$ffc" data stat synthetic --set num_classes=100000000 --set image_size=24
