@@ -5,8 +5,9 @@
 // embedding, takes about 2.5 times as long, mostly in building FC's and Partial FC's N x D
 // weights at N = 1e6), random labels in [0, N).
 //
-//   build/bin/head_bench [--threads=N] [--dim=D] [--benchmark_filter=Step]
-// --threads sets LibTorch's intra-op threads (default: LibTorch's own choice).
+//   build/bin/head_bench [--threads=N] [--dim=D] [--profile] [--benchmark_filter=Step]
+// --threads sets LibTorch's intra-op threads (default: LibTorch's own choice). --profile prints,
+// after each step benchmark, its operators by self time (LibTorch's profiler, two more steps).
 //
 // Step benchmarks (BM_Step/<method>/N:<n>) time what a head does in one training step:
 //   fc, pfc  forward (logits, distributed softmax, feature and weight gradients), backward to the
@@ -44,11 +45,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +79,7 @@ constexpr int64_t kVfcRows = 1000;
 constexpr double kPfcRate = 0.1;
 constexpr int kLabelBatches = 8;  // label batches cycled through by the step benchmarks
 double g_sgemm_gflops = 0;        // set by BM_Sgemm
+bool g_profile = false;           // --profile
 
 void BM_Sgemm(benchmark::State& state) {
   g_sgemm_gflops = ffc::bench::run_sgemm(state);
@@ -140,6 +145,53 @@ double step_flops(Method m, int64_t n) {
       return 2 * 4 * b * static_cast<double>(ffc_pool(n)) * d;
   }
   return 0;
+}
+
+// --profile: runs `step` `steps` times under LibTorch's profiler and prints, per operator (ATen's
+// and the heads' own RECORD_FUNCTION scopes), its self time per step: where a step goes.
+template <typename Step>
+void profile_steps(const std::string& label, int steps, Step&& step) {
+  namespace prof = torch::autograd::profiler;
+  prof::enableProfilerLegacy(prof::ProfilerConfig(prof::ProfilerState::CPU));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) {
+    step();
+  }
+  const double total_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  const auto lists = prof::disableProfilerLegacy();
+  std::map<std::string, double> self_us;
+  for (const auto& events : lists) {
+    struct Open {
+      const prof::LegacyEvent* push;
+      double children;
+    };
+    std::vector<Open> stack;
+    for (const auto& e : events) {
+      if (e.kind() == prof::EventKind::PushRange) {
+        stack.push_back({&e, 0.0});
+      } else if (e.kind() == prof::EventKind::PopRange && !stack.empty()) {
+        const Open o = stack.back();
+        stack.pop_back();
+        const double us = o.push->cpuElapsedUs(e);
+        self_us[o.push->name()] += us - o.children;
+        if (!stack.empty()) {
+          stack.back().children += us;
+        }
+      }
+    }
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [name, us] : self_us) {
+    rows.emplace_back(us, name);
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::printf("profile %s: %.1f ms a step (%d steps; operators by self time, all threads)\n",
+              label.c_str(), total_us / steps / 1e3, steps);
+  for (size_t k = 0; k < std::min<size_t>(rows.size(), 14); ++k) {
+    std::printf("  %8.2f ms  %5.1f%%  %s\n", rows[k].first / steps / 1e3,
+                100.0 * rows[k].first / total_us, rows[k].second.c_str());
+  }
 }
 
 // A leaf tensor whose gradient the step computes; the gradient is dropped before the next step.
@@ -220,6 +272,9 @@ void run_step(benchmark::State& state, Method method, int64_t n) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (g_profile) {
+    profile_steps(std::string(method_name(method)) + " N=" + std::to_string(n), 2, step);
+  }
   const double flops = step_flops(method, n);
   const double gflops = flops * static_cast<double>(state.iterations()) / seconds / 1e9;
   state.counters["GFLOP/s"] = Counter(flops / 1e9, Counter::kIsIterationInvariantRate);
@@ -347,7 +402,9 @@ void BM_SoftmaxCE(benchmark::State& state) {
   const MarginSpec margin = insightface_margin();
   ffc::head::softmax_ce_(cos, targets, margin, *comm);  // warm-up
   for (auto _ : state) {
+    state.PauseTiming();  // the matmul that writes the logits in a head is not the softmax's
     cos.copy_(source);
+    state.ResumeTiming();
     benchmark::DoNotOptimize(ffc::head::softmax_ce_(cos, targets, margin, *comm).loss);
   }
   state.SetBytesProcessed(state.iterations() * rows * cols * 4);
@@ -375,6 +432,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       at::set_num_threads(std::max(std::stoi(argv[i] + 10), 1));
+    } else if (std::strcmp(argv[i], "--profile") == 0) {
+      g_profile = true;
     } else if (std::strncmp(argv[i], "--dim=", 6) == 0) {
       g_dim = std::max<int64_t>(std::stoll(argv[i] + 6), 1);
     } else {

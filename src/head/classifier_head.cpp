@@ -1,6 +1,8 @@
 #include "head/classifier_head.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -28,6 +30,85 @@ struct LossContext {
   CeResult ce;
 };
 
+// A dot product in eight independent sums, so that the compiler vectorises it.
+float dot_product(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t d = 0;
+  for (; d + 8 <= n; d += 8) {
+    for (int k = 0; k < 8; ++k) {
+      acc[k] += a[d + k] * b[d + k];
+    }
+  }
+  float dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; d < n; ++d) {
+    dot += a[d] * b[d];
+  }
+  return dot;
+}
+
+// torch.optim.SGD (dampening 0) on rows `index[j]` (or j) of `weight` and `momentum` with the
+// gradient rows g_j times `grad_scale`, in one pass over the rows on the CPU: per row, read the
+// weight, momentum and gradient once and write the weight and momentum once. The gradient
+// buffer is not changed.
+struct SgdStep {
+  double lr, momentum, weight_decay, grad_scale;
+  bool nesterov;
+};
+void sgd_rows_cpu(at::Tensor& weight, at::Tensor& momentum, const at::Tensor& grad,
+                  const int64_t* index, const SgdStep& o) {
+  RECORD_FUNCTION("ffc::sgd_rows", std::vector<c10::IValue>());
+  const int64_t rows = grad.size(0);
+  const int64_t dim = grad.size(1);
+  float* wp = weight.data_ptr<float>();
+  float* mp = momentum.data_ptr<float>();
+  const float* gp = grad.data_ptr<float>();
+  const auto lr = static_cast<float>(o.lr);
+  const auto mu = static_cast<float>(o.momentum);
+  const auto wd = static_cast<float>(o.weight_decay);
+  const auto gs = static_cast<float>(o.grad_scale);
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const int64_t r = index ? index[j] : j;
+      float* w = wp + r * dim;
+      float* m = mp + r * dim;
+      const float* g = gp + j * dim;
+      for (int64_t d = 0; d < dim; ++d) {
+        const float gd = g[d] * gs + wd * w[d];
+        const float md = mu * m[d] + gd;
+        m[d] = md;
+        w[d] -= lr * (o.nesterov ? gd + mu * md : md);
+      }
+    }
+  });
+}
+
+// g_j <- g_j - inv_j^2 (g_j . w_j) w_j for every row j: one pass, each row's dot product and
+// update while the row is in cache (on the CPU; ATen elsewhere).
+void project_out_rows(at::Tensor& g, const at::Tensor& w, const at::Tensor& inv) {
+  RECORD_FUNCTION("ffc::project_out_rows", std::vector<c10::IValue>());
+  const int64_t rows = g.size(0);
+  const int64_t dim = g.size(1);
+  if (!g.device().is_cpu() || !g.is_contiguous() || !w.is_contiguous()) {
+    const at::Tensor dots = at::bmm(g.unsqueeze(1), w.unsqueeze(2)).view({-1});
+    g.addcmul_(w, (-(inv * inv) * dots).unsqueeze(1));
+    return;
+  }
+  float* gp = g.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  const float* ip = inv.data_ptr<float>();
+  at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      float* gj = gp + j * dim;
+      const float* wj = wp + j * dim;
+      const float dot = dot_product(gj, wj, dim);
+      const float a = -ip[j] * ip[j] * dot;
+      for (int64_t d = 0; d < dim; ++d) {
+        gj[d] += a * wj[d];
+      }
+    }
+  });
+}
+
 // dJ/dW_j = inv_j * (A_j - (A_j . W^_j) W^_j) with A = G^T f, written as A'_j - inv_j^2 (A'_j .
 // W_j) W_j for A' = (G * inv)^T f; dJ/df = (G * inv) W.
 struct ClassifierLoss : public torch::autograd::Function<ClassifierLoss> {
@@ -38,17 +119,14 @@ struct ClassifierLoss : public torch::autograd::Function<ClassifierLoss> {
     at::Tensor& cos = c.logits;
     const at::Tensor inv = w.norm(2, 1).clamp_min(1e-12).reciprocal();
     if (w.size(0) > 0) {
-      at::mm_out(cos, f, w.t());
-      cos.mul_(inv.unsqueeze(0));
+      at::mm_out(cos, f, w.t());  // raw dot products: the softmax scales them by inv
     }
-    c.ce = softmax_ce_(cos, c.targets, *c.margin, *c.comm);
+    c.ce = softmax_ce_(cos, c.targets, *c.margin, *c.comm, inv);  // now dJ/dcos * inv
     at::Tensor grad_f = at::zeros_like(f);
     if (w.size(0) > 0) {
-      cos.mul_(inv.unsqueeze(0));
       at::mm_out(grad_f, cos, w);
       at::mm_out(c.grad, cos.t(), f);
-      const at::Tensor dots = at::bmm(c.grad.unsqueeze(1), w.unsqueeze(2)).view({-1});
-      c.grad.addcmul_(w, (-(inv * inv) * dots).unsqueeze(1));
+      project_out_rows(c.grad, w, inv);
     }
     ctx->saved_data["grad_f"] = grad_f;
     ctx->saved_data["grad_w"] = c.grad;
@@ -206,7 +284,9 @@ at::Tensor ClassifierHead::forward(const at::Tensor& features, const at::Tensor&
     const int64_t cap = std::max(scored, num_sample_);
     if (!sub_weight_.defined() || sub_weight_.size(0) < cap) {
       sub_weight_ = at::zeros({cap, dim}, fopt);
-      sub_momentum_ = at::zeros({cap, dim}, fopt);
+      if (!device.is_cpu()) {
+        sub_momentum_ = at::zeros({cap, dim}, fopt);  // the CPU's step updates rows in place
+      }
       grad_ = at::zeros({cap, dim}, fopt);
     }
     index_ = comm::to_device(index, device);
@@ -242,10 +322,18 @@ at::Tensor ClassifierHead::forward(const at::Tensor& features, const at::Tensor&
 
 void ClassifierHead::step(double lr, double inv_grad_scale) {
   at::NoGradGuard no_grad;
+  if (partial_) {
+    FFC_CHECK(index_.defined(), "ClassifierHead::step before forward");
+  }
+  const SgdStep o{lr, options_.momentum, options_.weight_decay, inv_grad_scale, options_.nesterov};
+  if (weight_.device().is_cpu()) {
+    const at::Tensor g = partial_ ? grad_.narrow(0, 0, index_.numel()) : grad_;
+    sgd_rows_cpu(weight_, momentum_, g, partial_ ? index_.data_ptr<int64_t>() : nullptr, o);
+    return;
+  }
   at::Tensor w, m;
   at::Tensor g;
   if (partial_) {
-    FFC_CHECK(index_.defined(), "ClassifierHead::step before forward");
     const int64_t s = index_.numel();
     w = sub_weight_.narrow(0, 0, s);
     m = sub_momentum_.narrow(0, 0, s);

@@ -1,21 +1,126 @@
 #include "head/sharded_softmax.h"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "common/error.h"
+#include "head/softmax_kernels.h"
 
 namespace ffc::head {
 
+namespace {
+
+// The CPU path: two passes over the buffer (head/softmax_kernels.h), the rest on [rows] vectors.
+// The same collectives in the same order as the generic path, so ranks may take either.
+CeResult softmax_ce_cpu(at::Tensor& cos, const CeTargets& targets, const MarginSpec& margin,
+                        comm::Communicator& comm, const at::Tensor& col_scale) {
+  const int64_t rows = cos.size(0);
+  const int64_t cols = cos.size(1);
+  const auto scale = static_cast<float>(margin.scale);
+  CeResult result;
+  const at::Tensor w = targets.weight.to(at::kFloat).contiguous();
+  const at::Tensor ce_rows = w > 0;
+  const at::Tensor zero = at::zeros({}, w.options());
+  const at::Tensor mine = (targets.column >= 0).logical_and(ce_rows);
+  // The skipped (target) column of each row: the class's column in this rank's CE rows, else -1.
+  const at::Tensor skip =
+      at::where(mine, targets.column, at::full_like(targets.column, -1)).to(at::kLong).contiguous();
+  const int64_t* skip_p = skip.data_ptr<int64_t>();
+  float* x = cos.data_ptr<float>();
+  const float* cs = col_scale.defined() ? col_scale.data_ptr<float>() : nullptr;
+
+  at::Tensor target_cos = at::zeros({rows}, w.options());
+  float* tc = target_cos.data_ptr<float>();
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t k = skip_p[i];
+    if (k >= 0) {
+      tc[i] = x[i * cols + k] * (cs ? cs[k] : 1.0f);
+    }
+  }
+  at::Tensor all_target = target_cos;
+  comm.all_reduce(all_target, comm::ReduceOp::kSum);
+  const at::Tensor samples = ce_rows.sum().to(at::kFloat);
+  result.mean_target = at::where(ce_rows, all_target, zero).sum() / samples.clamp_min(1);
+  const at::Tensor z = margin.apply(all_target).contiguous();
+  const at::Tensor dz = margin.derivative(all_target).contiguous();
+
+  // Pass 1: each row's max and sum of exponentials over its columns but the target, then the
+  // target's margin logit merged in.
+  at::Tensor row_max = at::empty({rows}, w.options());
+  at::Tensor row_sum = at::empty({rows}, w.options());
+  float* mx = row_max.data_ptr<float>();
+  float* sm = row_sum.data_ptr<float>();
+  {
+    RECORD_FUNCTION("ffc::softmax_max_sumexp", std::vector<c10::IValue>());
+    cpu::row_max_sumexp(x, rows, cols, scale, cs, skip_p, mx, sm);
+  }
+  const float* zp = z.data_ptr<float>();
+  for (int64_t i = 0; i < rows; ++i) {
+    if (skip_p[i] >= 0) {
+      const float t = scale * zp[i];
+      const float top = std::max(mx[i], t);
+      sm[i] = sm[i] * std::exp(mx[i] - top) + std::exp(t - top);
+      mx[i] = top;
+    }
+  }
+  at::Tensor global_max = row_max.clone();
+  comm.all_reduce(global_max, comm::ReduceOp::kMax);
+  global_max = at::where(at::isfinite(global_max), global_max, zero).contiguous();
+  const float* gm = global_max.data_ptr<float>();
+  for (int64_t i = 0; i < rows; ++i) {
+    sm[i] =
+        mx[i] == -std::numeric_limits<float>::infinity() ? 0.0f : sm[i] * std::exp(mx[i] - gm[i]);
+  }
+  at::Tensor sum = row_sum;
+  comm.all_reduce(sum, comm::ReduceOp::kSum);
+  at::Tensor target_logit = at::where(mine, z * margin.scale - global_max, zero);
+  comm.all_reduce(target_logit, comm::ReduceOp::kSum);
+  const at::Tensor safe_sum = at::where(ce_rows, sum, at::ones_like(sum));
+  result.loss = at::where(ce_rows, (safe_sum.log() - target_logit) * w, zero).sum();
+
+  // Pass 2: dJ/dcos = softmax * w * s (times col_scale), then the target columns.
+  const at::Tensor row_scale = at::where(ce_rows, w * margin.scale / safe_sum, zero).contiguous();
+  {
+    RECORD_FUNCTION("ffc::softmax_grad", std::vector<c10::IValue>());
+    cpu::softmax_grad(x, rows, cols, scale, cs, gm, row_scale.data_ptr<float>());
+  }
+  const at::Tensor target_grad =
+      ((at::exp(target_logit) / safe_sum - 1.0) * w * margin.scale * dz).contiguous();
+  const float* tg = target_grad.data_ptr<float>();
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t k = skip_p[i];
+    if (k >= 0) {
+      x[i * cols + k] = tg[i] * (cs ? cs[k] : 1.0f);
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
 CeResult softmax_ce_(at::Tensor& cos, const CeTargets& targets, const MarginSpec& margin,
-                     comm::Communicator& comm) {
+                     comm::Communicator& comm, const at::Tensor& col_scale) {
   const int64_t rows = cos.size(0);
   const int64_t cols = cos.size(1);
   FFC_CHECK(targets.column.numel() == rows && targets.weight.numel() == rows,
             "softmax_ce_: targets for " + std::to_string(targets.column.numel()) +
                 " rows, cosines for " + std::to_string(rows));
+  FFC_CHECK(!col_scale.defined() || col_scale.numel() == cols,
+            "softmax_ce_: a column scale of " + std::to_string(col_scale.numel()) +
+                " entries for " + std::to_string(cols) + " columns");
+  if (cos.device().is_cpu() && cos.scalar_type() == at::kFloat && cos.is_contiguous() && cols > 0 &&
+      margin.type != MarginType::kSv &&
+      (!col_scale.defined() ||
+       (col_scale.scalar_type() == at::kFloat && col_scale.is_contiguous()))) {
+    return softmax_ce_cpu(cos, targets, margin, comm, col_scale);
+  }
+  if (col_scale.defined() && cols > 0) {
+    cos.mul_(col_scale.unsqueeze(0));
+  }
   CeResult result;
   const at::Tensor w = targets.weight.to(at::kFloat);
   const at::Tensor ce_rows = w > 0;
@@ -76,6 +181,9 @@ CeResult softmax_ce_(at::Tensor& cos, const CeTargets& targets, const MarginSpec
     const at::Tensor p_target = at::exp(target_logit) / safe_sum;
     const at::Tensor target_grad = (p_target - 1.0) * w * margin.scale * dz;
     cos.scatter_(1, col, at::where(mine, target_grad, cos.gather(1, col).squeeze(1)).unsqueeze(1));
+    if (col_scale.defined()) {
+      cos.mul_(col_scale.unsqueeze(0));
+    }
   }
   return result;
 }
@@ -96,7 +204,12 @@ FreshResult fresh_topk(const at::Tensor& cos, const at::Tensor& fresh_weight, in
   // row takes part (rows with u_i = 0 weigh nothing), so no row selection is needed.
   at::Tensor values = at::full({rows, k}, -std::numeric_limits<float>::infinity(), cos.options());
   at::Tensor index = at::zeros({rows, k}, cos.options().dtype(at::kLong));
-  if (local_k > 0) {
+  if (local_k > 0 && local_k == k && cos.device().is_cpu() && cos.scalar_type() == at::kFloat &&
+      cos.is_contiguous()) {
+    RECORD_FUNCTION("ffc::row_topk", std::vector<c10::IValue>());
+    cpu::row_topk(cos.data_ptr<float>(), rows, cols, k, values.data_ptr<float>(),
+                  index.data_ptr<int64_t>());
+  } else if (local_k > 0) {
     auto top = cos.topk(local_k, 1);
     values.narrow(1, 0, local_k).copy_(std::get<0>(top));
     index.narrow(1, 0, local_k).copy_(std::get<1>(top));

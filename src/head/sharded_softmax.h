@@ -44,8 +44,15 @@ struct CeResult {
 // exactly one rank. Collective: every rank calls it with the same rows, targets and weights.
 // The softmax subtracts every row's real maximum over all ranks' columns, also in rows without a
 // CE term, so no exponential overflows at any scale.
+//
+// col_scale (optional, float [cols]): `cos` holds raw dot products whose cosines are
+// cos_ij * col_scale_j (a classifier's inverse weight norms), and on return dJ/d(raw) =
+// dJ/dcos_ij * col_scale_j; so the scaling costs no pass of its own.
+//
+// On the CPU (float, contiguous, margins other than sv) the work on the buffer is two fused,
+// vectorised, parallel passes (head/softmax_kernels.h); elsewhere ATen operators.
 CeResult softmax_ce_(at::Tensor& cos, const CeTargets& targets, const MarginSpec& margin,
-                     comm::Communicator& comm);
+                     comm::Communicator& comm, const at::Tensor& col_scale = {});
 
 // The fresh-identity term. Reads `cos` (it must still hold raw cosines) for rows with u_i > 0.
 struct FreshResult {

@@ -4,6 +4,7 @@
 #include "head/sharded_softmax.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -89,18 +90,39 @@ CeTargets local_targets(const Problem& p, const at::Tensor& cols, int rank, int 
   return t;
 }
 
-void check_ce(const MarginSpec& m, int64_t rows, int64_t cols, uint64_t seed) {
+// How softmax_ce_ gets the buffer: contiguous (the CPU's fused kernels, head/softmax_kernels.h)
+// or a strided view (the ATen operators a device runs), with or without a column scale (the
+// buffer then holds cos / scale, and dJ/dcos * scale comes back).
+enum class Path { kFused, kAten, kFusedScaled, kAtenScaled };
+
+void check_ce(const MarginSpec& m, int64_t rows, int64_t cols, uint64_t seed,
+              Path path = Path::kFused) {
   const int rank = world().rank();
   const int p = world().size();
   const Problem prob = make_problem(rows, cols, seed);
   const at::Tensor mine = local_columns(cols, rank, p);
-  at::Tensor cos = prob.cos.index_select(1, mine).to(at::kFloat).contiguous();
-  const CeResult r = softmax_ce_(cos, local_targets(prob, mine, rank, p), m, world());
-  const auto [j, grad] = reference_ce(prob, m);
-  EXPECT_NEAR(r.loss.item<double>(), j, 1e-4 * std::abs(j)) << m.describe();
-  EXPECT_TRUE(at::allclose(cos, grad.index_select(1, mine).to(at::kFloat), 1e-4, 1e-5))
-      << m.describe() << "\nmax diff "
-      << (cos - grad.index_select(1, mine).to(at::kFloat)).abs().max().item<float>();
+  const bool scaled = path == Path::kFusedScaled || path == Path::kAtenScaled;
+  const at::Tensor col_scale =
+      scaled ? at::rand({mine.numel()}, at::kFloat) * 1.5 + 0.5 : at::Tensor();
+  at::Tensor local = prob.cos.index_select(1, mine).to(at::kFloat);
+  if (scaled) {
+    local = local / col_scale.unsqueeze(0);
+  }
+  at::Tensor cos = local.contiguous();
+  if (path == Path::kAten || path == Path::kAtenScaled) {
+    cos = local.t().contiguous().t();  // the same values, column-major
+  }
+  const CeResult r = softmax_ce_(cos, local_targets(prob, mine, rank, p), m, world(), col_scale);
+  auto [j, grad] = reference_ce(prob, m);
+  at::Tensor want = grad.index_select(1, mine).to(at::kFloat);
+  if (scaled) {
+    want = want * col_scale.unsqueeze(0);
+  }
+  const auto label = m.describe() + " path " + std::to_string(static_cast<int>(path)) + ", " +
+                     std::to_string(rows) + " x " + std::to_string(cols);
+  EXPECT_NEAR(r.loss.item<double>(), j, 1e-4 * std::abs(j)) << label;
+  EXPECT_TRUE(at::allclose(cos, want, 1e-4, 1e-5))
+      << label << "\nmax diff " << (cos - want).abs().max().item<float>();
 }
 
 TEST(ShardedSoftmax, EqualsSingleProcessForEveryMargin) {
@@ -118,15 +140,42 @@ TEST(ShardedSoftmax, EqualsSingleProcessForEveryMargin) {
   sv.m3 = 0.3;
   sv.scale = 16;
   for (const MarginSpec& m : {am, arc, sv}) {
-    check_ce(m, 24, 37, 1);  // 37 classes: uneven shards
-    check_ce(m, 5, 3, 2);    // fewer classes than ranks at 4 ranks: a rank with none
+    for (Path path : {Path::kFused, Path::kAten, Path::kFusedScaled, Path::kAtenScaled}) {
+      check_ce(m, 24, 37, 1, path);  // 37 classes: uneven shards
+      check_ce(m, 5, 3, 2, path);    // fewer classes than ranks at 4 ranks: a rank with none
+    }
   }
+}
+
+// The fused kernels work in chunks of 8192 columns, vectorised 8 at a time: rows longer than a
+// chunk (at every rank count), lengths that are not multiples of 8, targets on either side of a
+// chunk boundary; the same results with one thread and two.
+TEST(ShardedSoftmax, FusedKernelsOverManyChunks) {
+  MarginSpec arc;
+  arc.type = MarginType::kArc;
+  arc.m2 = 0.5;
+  arc.m3 = 0;
+  arc.scale = 64;
+  check_ce(arc, 6, 4 * 8192 + 4 * 1000 + 3, 21, Path::kFused);
+  check_ce(arc, 6, 4 * 8192 + 4 * 1000 + 3, 21, Path::kFusedScaled);
+  const Problem prob = make_problem(6, 20011, 22);
+  const at::Tensor mine = local_columns(20011, world().rank(), world().size());
+  at::Tensor results[2];
+  const int threads_before = at::get_num_threads();
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    at::Tensor cos = prob.cos.index_select(1, mine).to(at::kFloat).contiguous();
+    softmax_ce_(cos, local_targets(prob, mine, world().rank(), world().size()), arc, world());
+    results[threads - 1] = cos;
+  }
+  at::set_num_threads(threads_before);
+  EXPECT_TRUE(at::equal(results[0], results[1])) << "the thread count changed the result";
 }
 
 TEST(ShardedSoftmax, FreshTopKEqualsSingleProcess) {
   const int rank = world().rank();
   const int p = world().size();
-  for (int64_t cols : {40, 5}) {
+  for (int64_t cols : {1003, 40, 5}) {  // 1003: the vectorised scan (head/softmax_kernels.h)
     for (int64_t k : {1, 3, 5}) {
       const Problem prob = make_problem(30, cols, 10 + k);
       const at::Tensor mine = local_columns(cols, rank, p);
