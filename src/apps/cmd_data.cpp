@@ -80,7 +80,15 @@ int run_data_read(const DataCommand& cmd) {
                cmd.steps, per_step, config.method, source->describe(), order, config.num_workers,
                cmd.cold ? ", cold page cache" : "");
   const auto t0 = std::chrono::steady_clock::now();
-  {
+  if (cmd.plan_only) {
+    std::vector<std::vector<data::Sample>> views;
+    int64_t sum = 0;  // keeps the plans observable
+    for (int64_t s = 0; s < cmd.steps; ++s) {
+      planner->plan(s, views);
+      sum += views[0][0].image;
+    }
+    spdlog::debug("plan checksum {}", sum);
+  } else {
     data::Loader loader(source, planner, lo);
     for (int64_t s = 0; s < cmd.steps; ++s) {
       loader.get(s);
@@ -88,6 +96,12 @@ int run_data_read(const DataCommand& cmd) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double images = static_cast<double>(cmd.steps * per_step);
+  if (cmd.plan_only) {
+    std::cout << "planned " << static_cast<int64_t>(images) << " images in "
+              << fmt::format("{:.2f}", secs) << " s: " << fmt::format("{:.0f}", images / secs)
+              << " images/s; " << config.method << " loader, read_order " << order << "\n";
+    return 0;
+  }
   const double mib = images * static_cast<double>(source->stored_bytes()) /
                      static_cast<double>(source->num_images()) / (1024.0 * 1024.0);
   std::cout << "read " << static_cast<int64_t>(images) << " images in "

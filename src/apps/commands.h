@@ -68,10 +68,11 @@ int run_ckpt_pool_stats(const CkptCommand& cmd);
 
 struct DataCommand {
   ConfigOptions config;
-  std::string path;     // dataset folder, train.rec, or "synthetic"
-  bool check = false;   // data index: check the existing index instead of building it
-  int64_t steps = 100;  // data read: batches to read
-  bool cold = false;    // data read: drop the set's cached pages first
+  std::string path;        // dataset folder, train.rec, or "synthetic"
+  bool check = false;      // data index: check the existing index instead of building it
+  int64_t steps = 100;     // data read: batches to read
+  bool cold = false;       // data read: drop the set's cached pages first
+  bool plan_only = false;  // data read: run the samplers only (no record is read)
 };
 int run_data_stat(const DataCommand& cmd);
 int run_data_read(const DataCommand& cmd);

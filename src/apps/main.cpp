@@ -257,6 +257,8 @@ void add_data_commands(CLI::App& app, Action& action) {
   sub->add_option("--steps", read->steps, "Batches to read")->capture_default_str();
   sub->add_flag("--cold", read->cold,
                 "Drop the set's pages from the page cache first (reads then come from storage)");
+  sub->add_flag("--plan-only", read->plan_only,
+                "Run the samplers only (batch plans with their class-table lookups), no reads");
   add_config_options(*sub, read->config);
   sub->callback([&action, read] { action = [read] { return run_data_read(*read); }; });
 }

@@ -98,6 +98,8 @@ has readblock.out "read 24 images in .* images/s, .* MiB/s; fc loader, read_orde
 has readblock.out "cold page cache"
 run readffc 0 "$ffc" data read "$tmp/ds*" --steps 3 --set batch_size=8
 has readffc.out "read 72 images in .*; ffc loader, read_order random"
+run readplan 0 "$ffc" data read "$tmp/ds*" --plan-only --steps 5 --set batch_size=8
+has readplan.out "planned 120 images in .* images/s; ffc loader"
 run readbig 2 "$ffc" data read "$tmp/ds*" --set read_order=block --set read_block=100000
 has readbig.err "fewer than one per rank (1 ranks); lower read_block"
 run statnoglob 2 "$ffc" data stat "$tmp/nothing-*"
