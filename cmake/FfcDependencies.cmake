@@ -8,6 +8,13 @@ find_package(Torch REQUIRED)
 if(Torch_VERSION VERSION_LESS 1.13)
   message(FATAL_ERROR "ffc needs LibTorch >= 1.13, found ${Torch_VERSION} at ${Torch_DIR}")
 endif()
+# ATen's at::parallel_for is inline OpenMP when LibTorch was built with OpenMP (ATen/Config.h,
+# AT_PARALLEL_OPENMP, as Debian's and the PyTorch wheels are): code calling it must be compiled
+# with OpenMP as well, or its loops run on one thread. The heads' CPU kernels call it.
+find_package(OpenMP COMPONENTS CXX)
+if(NOT OpenMP_CXX_FOUND)
+  message(WARNING "OpenMP not found: the heads' CPU kernels will run on one thread")
+endif()
 if(TARGET c10_cuda OR TARGET torch_cuda)
   set(FFC_TORCH_HAS_CUDA ON)
 else()

@@ -48,15 +48,16 @@ CeResult softmax_ce_cpu(at::Tensor& cos, const CeTargets& targets, const MarginS
   const at::Tensor z = margin.apply(all_target).contiguous();
   const at::Tensor dz = margin.derivative(all_target).contiguous();
 
-  // Pass 1: each row's max and sum of exponentials over its columns but the target, then the
-  // target's margin logit merged in.
+  // Pass 1: each row's max and sum of exponentials over its columns but the target (the buffer
+  // now holds exponentials relative to their chunk's max), then the target's margin logit.
   at::Tensor row_max = at::empty({rows}, w.options());
   at::Tensor row_sum = at::empty({rows}, w.options());
   float* mx = row_max.data_ptr<float>();
   float* sm = row_sum.data_ptr<float>();
+  at::Tensor chunk_max = at::empty({rows * cpu::softmax_chunks(cols)}, w.options());
   {
-    RECORD_FUNCTION("ffc::softmax_max_sumexp", std::vector<c10::IValue>());
-    cpu::row_max_sumexp(x, rows, cols, scale, cs, skip_p, mx, sm);
+    RECORD_FUNCTION("ffc::softmax_exp", std::vector<c10::IValue>());
+    cpu::softmax_exp_(x, rows, cols, scale, cs, skip_p, mx, sm, chunk_max.data_ptr<float>());
   }
   const float* zp = z.data_ptr<float>();
   for (int64_t i = 0; i < rows; ++i) {
@@ -85,8 +86,9 @@ CeResult softmax_ce_cpu(at::Tensor& cos, const CeTargets& targets, const MarginS
   // Pass 2: dJ/dcos = softmax * w * s (times col_scale), then the target columns.
   const at::Tensor row_scale = at::where(ce_rows, w * margin.scale / safe_sum, zero).contiguous();
   {
-    RECORD_FUNCTION("ffc::softmax_grad", std::vector<c10::IValue>());
-    cpu::softmax_grad(x, rows, cols, scale, cs, gm, row_scale.data_ptr<float>());
+    RECORD_FUNCTION("ffc::softmax_scale", std::vector<c10::IValue>());
+    cpu::softmax_scale_(x, rows, cols, cs, chunk_max.data_ptr<float>(), gm,
+                        row_scale.data_ptr<float>());
   }
   const at::Tensor target_grad =
       ((at::exp(target_logit) / safe_sum - 1.0) * w * margin.scale * dz).contiguous();

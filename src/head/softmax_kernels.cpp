@@ -28,26 +28,28 @@ void merge(float& m, float& s, float m2, float s2) {
 }
 
 // ---------------------------------------------------------------- portable code
+// t_j = x_j * cs_j (x_j where cs is null); the logit is scale * t_j.
 
-void max_sum_scalar(const float* x, int64_t n, float scale, const float* cs, float& m, float& s) {
+float max_t_scalar(const float* x, int64_t n, const float* cs) {
   float top = kNegInf;
   for (int64_t j = 0; j < n; ++j) {
-    top = std::max(top, scale * x[j] * (cs ? cs[j] : 1.0f));
+    top = std::max(top, x[j] * (cs ? cs[j] : 1.0f));
   }
-  float sum = 0;
-  if (top != kNegInf) {
-    for (int64_t j = 0; j < n; ++j) {
-      sum += std::exp(scale * x[j] * (cs ? cs[j] : 1.0f) - top);
-    }
-  }
-  m = top;
-  s = sum;
+  return top;
 }
 
-void grad_scalar(float* x, int64_t n, float scale, const float* cs, float shift, float rs) {
+float exp_store_scalar(float* x, int64_t n, float scale, const float* cs, float top) {
+  float sum = 0;
   for (int64_t j = 0; j < n; ++j) {
-    const float c = cs ? cs[j] : 1.0f;
-    x[j] = std::exp(scale * x[j] * c - shift) * rs * c;
+    x[j] = std::exp(scale * (x[j] * (cs ? cs[j] : 1.0f)) - top);
+    sum += x[j];
+  }
+  return sum;
+}
+
+void scale_scalar(float* x, int64_t n, const float* cs, float f) {
+  for (int64_t j = 0; j < n; ++j) {
+    x[j] *= f * (cs ? cs[j] : 1.0f);
   }
 }
 
@@ -58,12 +60,11 @@ void grad_scalar(float* x, int64_t n, float scale, const float* cs, float shift,
 
 // exp(x) for x <= 0 (arguments here are logits minus their row's maximum): Cody-Waite range
 // reduction x = n ln2 + r, |r| <= ln2 / 2, and a degree-6 polynomial for exp(r) (the Cephes
-// coefficients; relative error about 2 ulp), scaled by 2^n through the exponent bits. Below
-// -87.3 the result is 0 (std::exp gives a denormal there; they weigh nothing in a softmax sum).
+// coefficients; relative error about 2 ulp), scaled by 2^n through the exponent bits. Arguments
+// below -87.3 give exp(-87.3), about 1e-38, where std::exp gives a denormal or 0: they weigh
+// nothing next to the row's largest term, which is 1.
 FFC_AVX2 inline __m256 exp256(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.33654f);
-  const __m256 too_small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  x = _mm256_max_ps(x, lo);
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -77,11 +78,11 @@ FFC_AVX2 inline __m256 exp256(__m256 x) {
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   const __m256i e =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(too_small, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-FFC_AVX2 inline __m256 load_y(const float* x, const float* cs, int64_t j, __m256 scale) {
-  const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + j), scale);
+FFC_AVX2 inline __m256 load_t(const float* x, const float* cs, int64_t j) {
+  const __m256 v = _mm256_loadu_ps(x + j);
   return cs ? _mm256_mul_ps(v, _mm256_loadu_ps(cs + j)) : v;
 }
 
@@ -99,53 +100,50 @@ FFC_AVX2 float hsum(__m256 v) {
   return _mm_cvtss_f32(a);
 }
 
-FFC_AVX2 void max_sum_avx2(const float* x, int64_t n, float scale, const float* cs, float& m,
-                           float& s) {
-  const __m256 vs = _mm256_set1_ps(scale);
+FFC_AVX2 float max_t_avx2(const float* x, int64_t n, const float* cs) {
   const int64_t n8 = n / 8 * 8;
   __m256 vmax = _mm256_set1_ps(kNegInf);
   for (int64_t j = 0; j < n8; j += 8) {
-    vmax = _mm256_max_ps(vmax, load_y(x, cs, j, vs));
+    vmax = _mm256_max_ps(vmax, load_t(x, cs, j));
   }
-  float top = hmax(vmax);
-  for (int64_t j = n8; j < n; ++j) {
-    top = std::max(top, scale * x[j] * (cs ? cs[j] : 1.0f));
-  }
-  float sum = 0;
-  if (top != kNegInf) {
-    const __m256 vt = _mm256_set1_ps(top);
-    __m256 acc0 = _mm256_setzero_ps();
-    __m256 acc1 = _mm256_setzero_ps();
-    int64_t j = 0;
-    for (; j + 16 <= n8; j += 16) {
-      acc0 = _mm256_add_ps(acc0, exp256(_mm256_sub_ps(load_y(x, cs, j, vs), vt)));
-      acc1 = _mm256_add_ps(acc1, exp256(_mm256_sub_ps(load_y(x, cs, j + 8, vs), vt)));
-    }
-    for (; j < n8; j += 8) {
-      acc0 = _mm256_add_ps(acc0, exp256(_mm256_sub_ps(load_y(x, cs, j, vs), vt)));
-    }
-    sum = hsum(_mm256_add_ps(acc0, acc1));
-    for (j = n8; j < n; ++j) {
-      sum += std::exp(scale * x[j] * (cs ? cs[j] : 1.0f) - top);
-    }
-  }
-  m = top;
-  s = sum;
+  return std::max(hmax(vmax), max_t_scalar(x + n8, n - n8, cs ? cs + n8 : nullptr));
 }
 
-FFC_AVX2 void grad_avx2(float* x, int64_t n, float scale, const float* cs, float shift, float rs) {
+FFC_AVX2 float exp_store_avx2(float* x, int64_t n, float scale, const float* cs, float top) {
   const __m256 vs = _mm256_set1_ps(scale);
-  const __m256 vt = _mm256_set1_ps(shift);
-  const __m256 vr = _mm256_set1_ps(rs);
+  const __m256 vt = _mm256_set1_ps(top);
+  const int64_t n8 = n / 8 * 8;
+  __m256 acc0 = _mm256_setzero_ps();
+  __m256 acc1 = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 16 <= n8; j += 16) {
+    const __m256 e0 = exp256(_mm256_fmsub_ps(load_t(x, cs, j), vs, vt));
+    const __m256 e1 = exp256(_mm256_fmsub_ps(load_t(x, cs, j + 8), vs, vt));
+    _mm256_storeu_ps(x + j, e0);
+    _mm256_storeu_ps(x + j + 8, e1);
+    acc0 = _mm256_add_ps(acc0, e0);
+    acc1 = _mm256_add_ps(acc1, e1);
+  }
+  for (; j < n8; j += 8) {
+    const __m256 e0 = exp256(_mm256_fmsub_ps(load_t(x, cs, j), vs, vt));
+    _mm256_storeu_ps(x + j, e0);
+    acc0 = _mm256_add_ps(acc0, e0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1)) +
+         exp_store_scalar(x + n8, n - n8, scale, cs ? cs + n8 : nullptr, top);
+}
+
+FFC_AVX2 void scale_avx2(float* x, int64_t n, const float* cs, float f) {
+  const __m256 vf = _mm256_set1_ps(f);
   const int64_t n8 = n / 8 * 8;
   for (int64_t j = 0; j < n8; j += 8) {
-    __m256 g = _mm256_mul_ps(exp256(_mm256_sub_ps(load_y(x, cs, j, vs), vt)), vr);
+    __m256 g = _mm256_mul_ps(_mm256_loadu_ps(x + j), vf);
     if (cs) {
       g = _mm256_mul_ps(g, _mm256_loadu_ps(cs + j));
     }
     _mm256_storeu_ps(x + j, g);
   }
-  grad_scalar(x + n8, n - n8, scale, cs ? cs + n8 : nullptr, shift, rs);
+  scale_scalar(x + n8, n - n8, cs ? cs + n8 : nullptr, f);
 }
 
 // The first j in [from, n) with x[j] > threshold, or n.
@@ -177,29 +175,22 @@ bool detect() {
 
 const bool kVectorised = detect();
 
-void max_sum(const float* x, int64_t n, float scale, const float* cs, float& m, float& s) {
-  if (n <= 0) {
-    m = kNegInf;
-    s = 0;
-    return;
-  }
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (kVectorised) {
-    max_sum_avx2(x, n, scale, cs, m, s);
-    return;
-  }
+#define FFC_DISPATCH(avx2_call, scalar_call) return kVectorised ? avx2_call : scalar_call
+#else
+#define FFC_DISPATCH(avx2_call, scalar_call) return scalar_call
 #endif
-  max_sum_scalar(x, n, scale, cs, m, s);
+
+float max_t(const float* x, int64_t n, const float* cs) {
+  FFC_DISPATCH(max_t_avx2(x, n, cs), max_t_scalar(x, n, cs));
 }
 
-void grad(float* x, int64_t n, float scale, const float* cs, float shift, float rs) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (kVectorised) {
-    grad_avx2(x, n, scale, cs, shift, rs);
-    return;
-  }
-#endif
-  grad_scalar(x, n, scale, cs, shift, rs);
+float exp_store(float* x, int64_t n, float scale, const float* cs, float top) {
+  FFC_DISPATCH(exp_store_avx2(x, n, scale, cs, top), exp_store_scalar(x, n, scale, cs, top));
+}
+
+void scale_by(float* x, int64_t n, const float* cs, float f) {
+  FFC_DISPATCH(scale_avx2(x, n, cs, f), scale_scalar(x, n, cs, f));
 }
 
 int64_t next_above(const float* x, int64_t from, int64_t n, float threshold) {
@@ -257,57 +248,61 @@ void row_topk(const float* x, int64_t rows, int64_t cols, int64_t k, float* valu
   });
 }
 
-void row_max_sumexp(const float* x, int64_t rows, int64_t cols, float scale, const float* cs,
-                    const int64_t* skip, float* max_out, float* sum_out) {
-  const int64_t chunks = std::max<int64_t>(1, (cols + kChunk - 1) / kChunk);
-  std::vector<float> pm(static_cast<size_t>(rows * chunks));
-  std::vector<float> ps(pm.size());
-  at::parallel_for(0, rows * chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t i = t / chunks;
-      const int64_t a = (t % chunks) * kChunk;
-      const int64_t b = std::min(cols, a + kChunk);
-      const float* row = x + i * cols;
-      const int64_t k = skip ? skip[i] : -1;
-      float m = kNegInf;
-      float s = 0;
-      if (k >= a && k < b) {  // the two sides of the skipped column
-        max_sum(row + a, k - a, scale, cs ? cs + a : nullptr, m, s);
-        float m2 = kNegInf;
-        float s2 = 0;
-        max_sum(row + k + 1, b - k - 1, scale, cs ? cs + k + 1 : nullptr, m2, s2);
-        merge(m, s, m2, s2);
-      } else {
-        max_sum(row + a, b - a, scale, cs ? cs + a : nullptr, m, s);
-      }
-      pm[t] = m;
-      ps[t] = s;
-    }
-  });
-  for (int64_t i = 0; i < rows; ++i) {
-    float m = kNegInf;
-    float s = 0;
-    for (int64_t c = 0; c < chunks; ++c) {
-      merge(m, s, pm[i * chunks + c], ps[i * chunks + c]);
-    }
-    max_out[i] = m;
-    sum_out[i] = s;
-  }
+int64_t softmax_chunks(int64_t cols) {
+  return std::max<int64_t>(1, (cols + kChunk - 1) / kChunk);
 }
 
-void softmax_grad(float* x, int64_t rows, int64_t cols, float scale, const float* cs,
-                  const float* shift, const float* row_scale) {
-  const int64_t chunks = std::max<int64_t>(1, (cols + kChunk - 1) / kChunk);
+void softmax_exp_(float* x, int64_t rows, int64_t cols, float scale, const float* cs,
+                  const int64_t* skip, float* max_out, float* sum_out, float* chunk_max) {
+  const int64_t chunks = softmax_chunks(cols);
+  std::vector<float> partial_sum(static_cast<size_t>(rows * chunks));
   at::parallel_for(0, rows * chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t i = t / chunks;
       const int64_t a = (t % chunks) * kChunk;
       const int64_t b = std::min(cols, a + kChunk);
       float* row = x + i * cols;
-      if (row_scale[i] == 0.0f) {
+      const int64_t k = skip ? skip[i] : -1;
+      // The chunk's columns but k: [a, k) and [k + 1, b) (or [a, b)).
+      const int64_t mid = k >= a && k < b ? k : b;
+      const int64_t rest = k >= a && k < b ? k + 1 : b;
+      const float top_t = std::max(max_t(row + a, mid - a, cs ? cs + a : nullptr),
+                                   max_t(row + rest, b - rest, cs ? cs + rest : nullptr));
+      const float top = top_t == kNegInf ? kNegInf : scale * top_t;
+      float sum = 0;
+      if (top != kNegInf) {
+        sum = exp_store(row + a, mid - a, scale, cs ? cs + a : nullptr, top) +
+              exp_store(row + rest, b - rest, scale, cs ? cs + rest : nullptr, top);
+      }
+      chunk_max[t] = top;
+      partial_sum[static_cast<size_t>(t)] = sum;
+    }
+  });
+  for (int64_t i = 0; i < rows; ++i) {
+    float m = kNegInf;
+    float s = 0;
+    for (int64_t c = 0; c < chunks; ++c) {
+      merge(m, s, chunk_max[i * chunks + c], partial_sum[static_cast<size_t>(i * chunks + c)]);
+    }
+    max_out[i] = m;
+    sum_out[i] = s;
+  }
+}
+
+void softmax_scale_(float* x, int64_t rows, int64_t cols, const float* cs, const float* chunk_max,
+                    const float* shift, const float* row_scale) {
+  const int64_t chunks = softmax_chunks(cols);
+  at::parallel_for(0, rows * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t i = t / chunks;
+      const int64_t a = (t % chunks) * kChunk;
+      const int64_t b = std::min(cols, a + kChunk);
+      float* row = x + i * cols;
+      if (row_scale[i] == 0.0f || chunk_max[t] == kNegInf) {
         std::fill(row + a, row + b, 0.0f);
       } else {
-        grad(row + a, b - a, scale, cs ? cs + a : nullptr, shift[i], row_scale[i]);
+        scale_by(row + a, b - a, cs ? cs + a : nullptr,
+                 std::exp(chunk_max[t] - shift[i]) * row_scale[i]);
       }
     }
   });
