@@ -25,7 +25,8 @@ struct LossContext {
   const MarginSpec* margin = nullptr;
   at::Tensor weight;  // [S, D]: the rows scored (all local rows, or the sampled ones)
   at::Tensor logits;  // [rows, S] workspace
-  at::Tensor grad;    // [S, D]: receives dJ/dweight
+  at::Tensor grad;    // [S, D]: receives dJ/dweight (on the CPU before its projection, below)
+  at::Tensor inv;     // [S]: out: the rows' inverse norms
   CeTargets targets;
   CeResult ce;
 };
@@ -46,22 +47,24 @@ float dot_product(const float* a, const float* b, int64_t n) {
   return dot;
 }
 
-// torch.optim.SGD (dampening 0) on rows `index[j]` (or j) of `weight` and `momentum` with the
-// gradient rows g_j times `grad_scale`, in one pass over the rows on the CPU: per row, read the
-// weight, momentum and gradient once and write the weight and momentum once. The gradient
-// buffer is not changed.
+// torch.optim.SGD (dampening 0) on rows `index[j]` (or j) of `weight` and `momentum`, in one
+// pass over the rows on the CPU. The gradient of row j is g_j - inv_j^2 (g_j . w_j) w_j (the
+// projection of the cosine's derivative, for the unprojected g that the CPU's forward leaves)
+// times `grad_scale`: per row, the weight, momentum and gradient are read once and the weight
+// and momentum written once. The gradient buffer is not changed.
 struct SgdStep {
   double lr, momentum, weight_decay, grad_scale;
   bool nesterov;
 };
 void sgd_rows_cpu(at::Tensor& weight, at::Tensor& momentum, const at::Tensor& grad,
-                  const int64_t* index, const SgdStep& o) {
+                  const at::Tensor& inv, const int64_t* index, const SgdStep& o) {
   RECORD_FUNCTION("ffc::sgd_rows", std::vector<c10::IValue>());
   const int64_t rows = grad.size(0);
   const int64_t dim = grad.size(1);
   float* wp = weight.data_ptr<float>();
   float* mp = momentum.data_ptr<float>();
   const float* gp = grad.data_ptr<float>();
+  const float* ip = inv.data_ptr<float>();
   const auto lr = static_cast<float>(o.lr);
   const auto mu = static_cast<float>(o.momentum);
   const auto wd = static_cast<float>(o.weight_decay);
@@ -72,8 +75,9 @@ void sgd_rows_cpu(at::Tensor& weight, at::Tensor& momentum, const at::Tensor& gr
       float* w = wp + r * dim;
       float* m = mp + r * dim;
       const float* g = gp + j * dim;
+      const float a = -ip[j] * ip[j] * dot_product(g, w, dim);
       for (int64_t d = 0; d < dim; ++d) {
-        const float gd = g[d] * gs + wd * w[d];
+        const float gd = (g[d] + a * w[d]) * gs + wd * w[d];
         const float md = mu * m[d] + gd;
         m[d] = md;
         w[d] -= lr * (o.nesterov ? gd + mu * md : md);
@@ -126,8 +130,11 @@ struct ClassifierLoss : public torch::autograd::Function<ClassifierLoss> {
     if (w.size(0) > 0) {
       at::mm_out(grad_f, cos, w);
       at::mm_out(c.grad, cos.t(), f);
-      project_out_rows(c.grad, w, inv);
+      if (!w.device().is_cpu()) {
+        project_out_rows(c.grad, w, inv);  // the CPU's step does it in its pass over the rows
+      }
     }
+    c.inv = inv;
     ctx->saved_data["grad_f"] = grad_f;
     ctx->saved_data["grad_w"] = c.grad;
     return c.ce.loss.reshape({1});
@@ -202,7 +209,14 @@ at::Tensor ClassifierHead::last_rows() const {
 }
 
 at::Tensor ClassifierHead::last_weight_grad() const {
-  return partial_ ? grad_.narrow(0, 0, index_.numel()) : grad_;
+  const at::Tensor g = partial_ ? grad_.narrow(0, 0, index_.numel()) : grad_;
+  if (!g.device().is_cpu() || !inv_.defined()) {
+    return g;
+  }
+  // The CPU keeps the gradient unprojected until step(): project a copy.
+  at::Tensor out = g.clone();
+  project_out_rows(out, partial_ ? sub_weight_.narrow(0, 0, index_.numel()) : weight_, inv_);
+  return out;
 }
 
 std::vector<std::pair<std::string, at::Tensor>> ClassifierHead::workspaces() const {
@@ -311,6 +325,7 @@ at::Tensor ClassifierHead::forward(const at::Tensor& features, const at::Tensor&
   c.targets.weight = at::full({rows}, 1.0 / static_cast<double>(rows), fopt);
 
   at::Tensor loss = ClassifierLoss::apply(f_all, reinterpret_cast<int64_t>(&c));
+  inv_ = c.inv;
   if (stats != nullptr) {
     stats->loss = c.ce.loss.detach();
     stats->sampled = scored;
@@ -328,7 +343,7 @@ void ClassifierHead::step(double lr, double inv_grad_scale) {
   const SgdStep o{lr, options_.momentum, options_.weight_decay, inv_grad_scale, options_.nesterov};
   if (weight_.device().is_cpu()) {
     const at::Tensor g = partial_ ? grad_.narrow(0, 0, index_.numel()) : grad_;
-    sgd_rows_cpu(weight_, momentum_, g, partial_ ? index_.data_ptr<int64_t>() : nullptr, o);
+    sgd_rows_cpu(weight_, momentum_, g, inv_, partial_ ? index_.data_ptr<int64_t>() : nullptr, o);
     return;
   }
   at::Tensor w, m;

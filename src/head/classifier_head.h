@@ -65,7 +65,9 @@ class ClassifierHead {
   int64_t class_start() const { return start_; }
   at::Tensor& weight() { return weight_; }
   at::Tensor& momentum() { return momentum_; }
-  // Rows scored by the last forward (local indices; all rows for FC) and dJ/d(those rows).
+  // Rows scored by the last forward (local indices; all rows for FC) and dJ/d(those rows), until
+  // the next step() (on the CPU a computed copy: the head's buffer holds the gradient before its
+  // projection, which step() applies in its pass over the rows).
   at::Tensor last_rows() const;
   at::Tensor last_weight_grad() const;
   const ClassifierOptions& options() const { return options_; }
@@ -97,6 +99,7 @@ class ClassifierHead {
   at::Tensor sub_weight_, sub_momentum_, grad_;
   at::Tensor logits_;
   at::Tensor index_;  // rows used by the last forward (partial only)
+  at::Tensor inv_;    // their inverse norms at the last forward
   int64_t step_count_ = 0;
 };
 
