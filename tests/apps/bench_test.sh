@@ -26,6 +26,9 @@ for r in rows:
     assert r["status"] == "ok", (key, r["status"])
     assert float(r["images_per_s"]) > 0 and float(r["peak_rss_mib"]) > 50, (key, r)
     assert 0 < float(r["head_share"]) < 1, (key, r)
+    # The windows' range around the median, the load before the launch, 1 or 2 launches.
+    assert float(r["images_per_s_min"]) <= float(r["images_per_s"]) <= float(r["images_per_s_max"]), (key, r)
+    assert float(r["load_before"]) >= 0 and r["tries"] in ("1", "2"), (key, r)
     if r["method"] == "ffc":  # probe + gallery images, twice the probe count
         assert abs(float(r["images_per_s"]) - 2 * float(r["probe_images_per_s"])) < 1, (key, r)
 print("bench_test: scaling grid of", len(rows), "points as expected")
