@@ -252,31 +252,43 @@ int64_t softmax_chunks(int64_t cols) {
   return std::max<int64_t>(1, (cols + kChunk - 1) / kChunk);
 }
 
+namespace {
+
+// Calls fn(t, i, a, b) for every tile t = (row i, columns [a, b)) of a [rows, cols] buffer in
+// chunks of kChunk columns, on LibTorch's intra-op threads.
+template <typename Fn>
+void for_each_tile(int64_t rows, int64_t cols, const Fn& fn) {
+  const int64_t chunks = softmax_chunks(cols);
+  at::parallel_for(0, rows * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t a = (t % chunks) * kChunk;
+      fn(t, t / chunks, a, std::min(cols, a + kChunk));
+    }
+  });
+}
+
+}  // namespace
+
 void softmax_exp_(float* x, int64_t rows, int64_t cols, float scale, const float* cs,
                   const int64_t* skip, float* max_out, float* sum_out, float* chunk_max) {
   const int64_t chunks = softmax_chunks(cols);
   std::vector<float> partial_sum(static_cast<size_t>(rows * chunks));
-  at::parallel_for(0, rows * chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t i = t / chunks;
-      const int64_t a = (t % chunks) * kChunk;
-      const int64_t b = std::min(cols, a + kChunk);
-      float* row = x + i * cols;
-      const int64_t k = skip ? skip[i] : -1;
-      // The chunk's columns but k: [a, k) and [k + 1, b) (or [a, b)).
-      const int64_t mid = k >= a && k < b ? k : b;
-      const int64_t rest = k >= a && k < b ? k + 1 : b;
-      const float top_t = std::max(max_t(row + a, mid - a, cs ? cs + a : nullptr),
-                                   max_t(row + rest, b - rest, cs ? cs + rest : nullptr));
-      const float top = top_t == kNegInf ? kNegInf : scale * top_t;
-      float sum = 0;
-      if (top != kNegInf) {
-        sum = exp_store(row + a, mid - a, scale, cs ? cs + a : nullptr, top) +
-              exp_store(row + rest, b - rest, scale, cs ? cs + rest : nullptr, top);
-      }
-      chunk_max[t] = top;
-      partial_sum[static_cast<size_t>(t)] = sum;
+  for_each_tile(rows, cols, [&](int64_t t, int64_t i, int64_t a, int64_t b) {
+    float* row = x + i * cols;
+    const int64_t k = skip ? skip[i] : -1;
+    // The chunk's columns but k: [a, k) and [k + 1, b) (or [a, b)).
+    const int64_t mid = k >= a && k < b ? k : b;
+    const int64_t rest = k >= a && k < b ? k + 1 : b;
+    const float top_t = std::max(max_t(row + a, mid - a, cs ? cs + a : nullptr),
+                                 max_t(row + rest, b - rest, cs ? cs + rest : nullptr));
+    const float top = top_t == kNegInf ? kNegInf : scale * top_t;
+    float sum = 0;
+    if (top != kNegInf) {
+      sum = exp_store(row + a, mid - a, scale, cs ? cs + a : nullptr, top) +
+            exp_store(row + rest, b - rest, scale, cs ? cs + rest : nullptr, top);
     }
+    chunk_max[t] = top;
+    partial_sum[static_cast<size_t>(t)] = sum;
   });
   for (int64_t i = 0; i < rows; ++i) {
     float m = kNegInf;
@@ -291,19 +303,13 @@ void softmax_exp_(float* x, int64_t rows, int64_t cols, float scale, const float
 
 void softmax_scale_(float* x, int64_t rows, int64_t cols, const float* cs, const float* chunk_max,
                     const float* shift, const float* row_scale) {
-  const int64_t chunks = softmax_chunks(cols);
-  at::parallel_for(0, rows * chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t i = t / chunks;
-      const int64_t a = (t % chunks) * kChunk;
-      const int64_t b = std::min(cols, a + kChunk);
-      float* row = x + i * cols;
-      if (row_scale[i] == 0.0f || chunk_max[t] == kNegInf) {
-        std::fill(row + a, row + b, 0.0f);
-      } else {
-        scale_by(row + a, b - a, cs ? cs + a : nullptr,
-                 std::exp(chunk_max[t] - shift[i]) * row_scale[i]);
-      }
+  for_each_tile(rows, cols, [&](int64_t t, int64_t i, int64_t a, int64_t b) {
+    float* row = x + i * cols;
+    if (row_scale[i] == 0.0f || chunk_max[t] == kNegInf) {
+      std::fill(row + a, row + b, 0.0f);
+    } else {
+      scale_by(row + a, b - a, cs ? cs + a : nullptr,
+               std::exp(chunk_max[t] - shift[i]) * row_scale[i]);
     }
   });
 }
