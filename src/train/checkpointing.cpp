@@ -384,8 +384,8 @@ int64_t resume_training(const TrainingState& s, const std::string& resume) {
             "resume: read_order block deals blocks to ranks, so the rest of epoch {} is dealt "
             "afresh over {} rank(s): some of its images may come twice or not at all in this "
             "epoch; from epoch {} the order is exact (docs/data.md)",
-            start / planner.steps_per_epoch(), s.comm->size(),
-            start / planner.steps_per_epoch() + 1);
+            start / planner.steps_per_epoch() + 1, s.comm->size(),
+            start / planner.steps_per_epoch() + 2);  // counted from 1, as the progress lines
       }
     } else {
       spdlog::info("resume: {} at step {}", path, step);

@@ -74,5 +74,5 @@ reshard ffc 2 4 8 --set pool_size=64
 reshard fc 2 1 32
 # Block order on another number of ranks: the state re-shards exactly and the log says the rest
 # of the epoch is dealt afresh.
-expect="rest of epoch 0 is dealt afresh over 4 rank" reshard fc 2 4 8 --set pool_size=0 "${block[@]}"
+expect="rest of epoch 1 is dealt afresh over 4 rank" reshard fc 2 4 8 --set pool_size=0 "${block[@]}"
 finish
