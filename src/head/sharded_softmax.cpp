@@ -14,6 +14,11 @@ namespace ffc::head {
 
 namespace {
 
+// Whether the fused CPU kernels (head/softmax_kernels.h) can work on `t` in place.
+bool cpu_float_buffer(const at::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
+}
+
 // The CPU path: two passes over the buffer (head/softmax_kernels.h), the rest on [rows] vectors.
 // The same collectives in the same order as the generic path, so ranks may take either.
 CeResult softmax_ce_cpu(at::Tensor& cos, const CeTargets& targets, const MarginSpec& margin,
@@ -62,10 +67,7 @@ CeResult softmax_ce_cpu(at::Tensor& cos, const CeTargets& targets, const MarginS
   const float* zp = z.data_ptr<float>();
   for (int64_t i = 0; i < rows; ++i) {
     if (skip_p[i] >= 0) {
-      const float t = scale * zp[i];
-      const float top = std::max(mx[i], t);
-      sm[i] = sm[i] * std::exp(mx[i] - top) + std::exp(t - top);
-      mx[i] = top;
+      cpu::merge_max_sum(mx[i], sm[i], scale * zp[i], 1.0f);  // the target's margin logit
     }
   }
   at::Tensor global_max = row_max.clone();
@@ -114,10 +116,8 @@ CeResult softmax_ce_(at::Tensor& cos, const CeTargets& targets, const MarginSpec
   FFC_CHECK(!col_scale.defined() || col_scale.numel() == cols,
             "softmax_ce_: a column scale of " + std::to_string(col_scale.numel()) +
                 " entries for " + std::to_string(cols) + " columns");
-  if (cos.device().is_cpu() && cos.scalar_type() == at::kFloat && cos.is_contiguous() && cols > 0 &&
-      margin.type != MarginType::kSv &&
-      (!col_scale.defined() ||
-       (col_scale.scalar_type() == at::kFloat && col_scale.is_contiguous()))) {
+  if (cpu_float_buffer(cos) && cols > 0 && margin.type != MarginType::kSv &&
+      (!col_scale.defined() || cpu_float_buffer(col_scale))) {
     return softmax_ce_cpu(cos, targets, margin, comm, col_scale);
   }
   if (col_scale.defined() && cols > 0) {
@@ -206,8 +206,7 @@ FreshResult fresh_topk(const at::Tensor& cos, const at::Tensor& fresh_weight, in
   // row takes part (rows with u_i = 0 weigh nothing), so no row selection is needed.
   at::Tensor values = at::full({rows, k}, -std::numeric_limits<float>::infinity(), cos.options());
   at::Tensor index = at::zeros({rows, k}, cos.options().dtype(at::kLong));
-  if (local_k > 0 && local_k == k && cos.device().is_cpu() && cos.scalar_type() == at::kFloat &&
-      cos.is_contiguous()) {
+  if (local_k > 0 && local_k == k && cpu_float_buffer(cos)) {
     RECORD_FUNCTION("ffc::row_topk", std::vector<c10::IValue>());
     cpu::row_topk(cos.data_ptr<float>(), rows, cols, k, values.data_ptr<float>(),
                   index.data_ptr<int64_t>());

@@ -17,16 +17,6 @@ namespace {
 constexpr int64_t kChunk = 8192;  // columns per task: 32 KiB of a row, re-read from cache
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Combines two (max, sum of exp(. - max)) pairs.
-void merge(float& m, float& s, float m2, float s2) {
-  const float top = std::max(m, m2);
-  if (top == kNegInf) {
-    return;  // both empty
-  }
-  s = s * std::exp(m - top) + s2 * std::exp(m2 - top);
-  m = top;
-}
-
 // ---------------------------------------------------------------- portable code
 // t_j = x_j * cs_j (x_j where cs is null); the logit is scale * t_j.
 
@@ -221,6 +211,15 @@ void insert_top(float* v, int64_t* c, int64_t len, float value, int64_t column) 
 
 }  // namespace
 
+void merge_max_sum(float& m, float& s, float m2, float s2) {
+  const float top = std::max(m, m2);
+  if (top == kNegInf) {
+    return;  // both empty
+  }
+  s = s * std::exp(m - top) + s2 * std::exp(m2 - top);
+  m = top;
+}
+
 bool vectorised() {
   return kVectorised;
 }
@@ -294,7 +293,8 @@ void softmax_exp_(float* x, int64_t rows, int64_t cols, float scale, const float
     float m = kNegInf;
     float s = 0;
     for (int64_t c = 0; c < chunks; ++c) {
-      merge(m, s, chunk_max[i * chunks + c], partial_sum[static_cast<size_t>(i * chunks + c)]);
+      merge_max_sum(m, s, chunk_max[i * chunks + c],
+                    partial_sum[static_cast<size_t>(i * chunks + c)]);
     }
     max_out[i] = m;
     sum_out[i] = s;

@@ -16,6 +16,10 @@
 
 namespace ffc::head::cpu {
 
+// Combines (m, s) with (m2, s2), each a max and the sum of exp(. - max) over a set of logits, into
+// those of the union (two empty sets, -inf and 0, stay empty).
+void merge_max_sum(float& m, float& s, float m2, float s2);
+
 // Column chunks per row: the entries of chunk_max below.
 int64_t softmax_chunks(int64_t cols);
 
