@@ -78,8 +78,8 @@ void add_plan_command(CLI::App& app, Action& action) {
       "plan",
       "Memory per rank (backbone, head, logits, pool) and head FLOPs of a method at a "
       "scale, and whether it fits (docs/plan.md)");
-  sub->add_option("--method", cmd->method, "fc, pfc, vfc or ffc")
-      ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc"}))
+  sub->add_option("--method", cmd->method, "fc, pfc, vfc, ffc or backbone (no head)")
+      ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc", "backbone"}))
       ->capture_default_str();
   sub->add_option("--num-classes", cmd->num_classes, "Identities N")->required();
   sub->add_option("--embedding", cmd->embedding, "Embedding size D")->capture_default_str();

@@ -175,6 +175,40 @@ class VfcMethod final : public Method {
   std::unique_ptr<head::VfcHead> head_;
 };
 
+// No head: the loss is the embeddings' mean square (rank 0's share is logged), so that a step is
+// the backbone's forward, backward, gradient all-reduce and optimiser alone, on the same data path
+// as the methods. For benchmarks: the images/s every head is measured against (its ceiling); it
+// learns nothing.
+class BackboneOnlyMethod final : public Method {
+ public:
+  BackboneOnlyMethod(model::Backbone& backbone, int world) : backbone_(backbone), world_(world) {}
+
+  std::string name() const override { return "backbone"; }
+
+  std::string describe() const override {
+    return "none (method backbone: the backbone alone, for benchmarks; it learns nothing)";
+  }
+
+  at::Tensor forward(const data::Batch& batch, PhaseTimer& timer, StepStats& stats) override {
+    timer.start(Phase::kProbeForward);
+    const at::Tensor features = backbone_.forward(batch.images.at(0));
+    timer.start(Phase::kHead);
+    // This rank's share of the global batch's mean (the trainer sums the ranks' gradients).
+    at::Tensor loss = features.to(at::kFloat).square().mean() / world_;
+    stats.loss = loss.detach();
+    stats.probe_images = batch.images.at(0).size(0);
+    return loss;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() override { return {}; }
+  void save_state(ckpt::CheckpointWriter& /*w*/) override {}
+  void load_state(const ckpt::CheckpointReader& /*r*/) override {}
+
+ private:
+  model::Backbone& backbone_;
+  int world_;
+};
+
 }  // namespace
 
 std::unique_ptr<Method> make_classifier_method(const Config& config, model::Backbone& backbone,
@@ -194,6 +228,9 @@ std::unique_ptr<Method> make_method(const Config& config, model::Backbone& backb
   }
   if (config.method == "vfc") {
     return make_vfc_method(config, backbone, comm);
+  }
+  if (config.method == "backbone") {
+    return std::make_unique<BackboneOnlyMethod>(backbone, comm.size());
   }
   return make_classifier_method(config, backbone, comm);
 }

@@ -61,8 +61,8 @@ double machine_memory_bytes() {
 
 Plan make_plan(const PlanInput& in) {
   const std::string& m = in.method;
-  if (m != "fc" && m != "pfc" && m != "vfc" && m != "ffc") {
-    throw ConfigError("plan: method '" + m + "' is not fc, pfc, vfc or ffc");
+  if (m != "fc" && m != "pfc" && m != "vfc" && m != "ffc" && m != "backbone") {
+    throw ConfigError("plan: method '" + m + "' is not fc, pfc, vfc, ffc or backbone");
   }
   if (in.num_classes < 1 || in.embedding < 1 || in.batch < 1 || in.ranks < 1) {
     throw ConfigError("plan: num-classes, embedding, batch and ranks must be positive");
@@ -116,7 +116,7 @@ Plan make_plan(const PlanInput& in) {
         {"virtual rows, gradient, momentum, saved rows", 4 * f * rows * d, "4 x 4 B x M x D"});
     p.items.push_back({"logits and softmax (autograd)", 3 * f * b * rows, "3 x 4 B x B x M"});
     p.head_flops_per_step = 6 * b * rows * d;
-  } else {
+  } else if (m == "ffc") {
     const double q =
         in.pool > 0 ? static_cast<double>(in.pool) : std::max(std::ceil(n / 100), gathered);
     p.pool = static_cast<int64_t>(q);
