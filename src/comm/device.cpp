@@ -52,6 +52,12 @@ bool supports_bfloat16(at::Device device) {
 int64_t device_peak_bytes(at::Device /*device*/) {
   return -1;
 }
+
+struct PhaseMarks::Impl {};
+PhaseMarks::PhaseMarks(at::Device /*device*/) {}
+PhaseMarks::~PhaseMarks() = default;
+void PhaseMarks::mark(int /*phase*/) {}
+void PhaseMarks::collect(double* /*seconds*/, bool /*wait*/) {}
 #endif
 
 std::string describe_device(at::Device device) {

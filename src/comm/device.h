@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace ffc::comm {
@@ -27,5 +28,30 @@ int64_t device_peak_bytes(at::Device device);
 
 // "NVIDIA H200, 139.8 GiB, compute capability 9.0" for a CUDA device, "cpu" otherwise.
 std::string describe_device(at::Device device);
+
+// Device time per phase without making the host wait: timestamps (CUDA events) recorded on the
+// device's current stream where phases begin, read once the device has passed them. The time
+// between two marks is the device's from one to the next (its idle waits included) and counts
+// for the phase of the first. Disabled (enabled() false, every call a no-op) on the CPU and
+// without a CUDA LibTorch: there the host's clock is the device's.
+class PhaseMarks {
+ public:
+  explicit PhaseMarks(at::Device device);
+  ~PhaseMarks();
+  PhaseMarks(const PhaseMarks&) = delete;
+  PhaseMarks& operator=(const PhaseMarks&) = delete;
+  bool enabled() const { return impl_ != nullptr; }
+  // Marks the start of `phase` (0 <= phase < phases), or with -1 the end of timed work: the time
+  // to the next mark counts nowhere.
+  void mark(int phase);
+  // Adds to seconds[p] the intervals the device has completed since the last call; with wait,
+  // first waits until the device has passed every mark so far.
+  void collect(double* seconds, bool wait);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace ffc::comm

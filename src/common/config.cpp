@@ -487,8 +487,9 @@ const std::vector<KeySpec>& key_table() {
                "backend nccl: seconds a collective may stay pending before NCCL and the job are "
                "aborted (an asynchronous NCCL error aborts at once)."),
       bool_key("sync_phases", &Config::sync_phases,
-               "Wait for the device at every phase boundary so that the progress line's phases "
-               "are device times (profiling; slows a GPU run; no effect on the CPU)."),
+               "Wait for the device at every phase boundary (profiling; slows a GPU run; no "
+               "effect on the CPU). Without it a GPU's phases are timed by events on its stream, "
+               "without waiting."),
       int_key("val_pairs", &Config::val_pairs, 0, 100000000,
               "Verification pairs of held-out synthetic identities evaluated at the end."),
       choice_key("eval_net", &Config::eval_net, {"probe", "gallery"},

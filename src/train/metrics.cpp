@@ -31,29 +31,57 @@ const char* phase_name(Phase p) {
   return "?";
 }
 
+void PhaseTimer::use_device_marks(at::Device device) {
+  auto marks = std::make_unique<comm::PhaseMarks>(device);
+  marks_ = marks->enabled() ? std::move(marks) : nullptr;
+}
+
 void PhaseTimer::start(Phase p) {
   if (sync_) {
     sync_();
   }
-  stop();
+  end_host_phase();
   current_ = static_cast<int>(p);
   since_ = Clock::now();
+  if (marks_) {
+    marks_->mark(current_);  // ends the previous phase on the device too
+  }
 }
 
-void PhaseTimer::stop() {
+void PhaseTimer::end_host_phase() {
   if (current_ >= 0) {
     times_[current_] += std::chrono::duration<double>(Clock::now() - since_).count();
     current_ = -1;
   }
 }
 
-std::array<double, static_cast<int>(Phase::kCount)> PhaseTimer::take() {
+void PhaseTimer::stop() {
+  const bool running = current_ >= 0;
+  end_host_phase();
+  if (running && marks_) {
+    marks_->mark(-1);
+  }
+}
+
+PhaseTimer::Times PhaseTimer::take() {
   if (sync_ && current_ >= 0) {
     sync_();
   }
   stop();
+  if (marks_) {
+    marks_->collect(device_times_.data(), /*wait=*/false);
+  }
   auto t = times_;
   times_.fill(0.0);
+  return t;
+}
+
+PhaseTimer::Times PhaseTimer::take_device() {
+  if (marks_) {
+    marks_->collect(device_times_.data(), /*wait=*/true);
+  }
+  auto t = device_times_;
+  device_times_.fill(0.0);
   return t;
 }
 

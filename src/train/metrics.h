@@ -9,8 +9,11 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "comm/device.h"
 
 namespace ffc::train {
 
@@ -28,24 +31,39 @@ const char* phase_name(Phase p);
 
 // Accumulates wall time per phase between take() calls. Phases are timed one after another by
 // the training loop: start(phase) ends the previous phase. On a GPU the host runs ahead of the
-// device, so a phase's time is the host's unless a synchronisation hook is set (sync_phases),
-// which makes every phase boundary wait for the device: device times, at the cost of speed.
+// device, so a phase's host time is when its work was enqueued. Two ways to the device's times:
+// device marks (use_device_marks: events on the device's stream, read without waiting, the
+// default on a GPU) or a synchronisation hook (sync_phases: every phase boundary waits for the
+// device, at the cost of speed).
 class PhaseTimer {
  public:
-  PhaseTimer() { times_.fill(0.0); }
+  using Times = std::array<double, static_cast<int>(Phase::kCount)>;
+  PhaseTimer() {
+    times_.fill(0.0);
+    device_times_.fill(0.0);
+  }
   void set_sync(std::function<void()> sync) { sync_ = std::move(sync); }
+  // Times the phases on `device` too (nothing on the CPU, where device_clock() stays false).
+  void use_device_marks(at::Device device);
+  bool device_clock() const { return marks_ != nullptr; }
   void start(Phase p);
   void stop();
   void add(Phase p, double seconds) { times_[static_cast<int>(p)] += seconds; }
-  // Seconds per phase since the last take(), and reset.
-  std::array<double, static_cast<int>(Phase::kCount)> take();
+  // Host seconds per phase since the last take(), and reset.
+  Times take();
+  // Device seconds per phase since the last take_device(), once the device has passed every
+  // phase started so far (the only wait), and reset. Zeros without device marks.
+  Times take_device();
 
  private:
   using Clock = std::chrono::steady_clock;
-  std::array<double, static_cast<int>(Phase::kCount)> times_;
+  void end_host_phase();
+  Times times_;
+  Times device_times_;
   int current_ = -1;
   Clock::time_point since_;
   std::function<void()> sync_;
+  std::unique_ptr<comm::PhaseMarks> marks_;
 };
 
 // Figures of one step for metrics.jsonl and the progress line, in the order added: values known

@@ -236,6 +236,12 @@ class ProgressWindow {
     gallery_ += stats.gallery_images;
   }
 
+  // The window's phase times from the device's clock instead of the host's (PhaseTimer).
+  void use_device_phases(const std::array<double, kPhases>& totals) {
+    phases_ = totals;
+    clock_ = "device";
+  }
+
   // Logs the line and writes the record of the window ending after `step`; starts a new window.
   nlohmann::ordered_json report(int64_t step, double lr, const StepStats& last,
                                 const StepFigures& trainer_figures, const Method& method,
@@ -277,6 +283,7 @@ class ProgressWindow {
       ph[phase_name(static_cast<Phase>(i))] = 1000 * per_step[i];
     }
     rec["phase_ms"] = ph;
+    rec["phase_clock"] = clock_;
     // The largest peak RSS of any rank so far (one small host all-reduce per progress line).
     rec["peak_rss_mib"] = comm::all_reduce_scalar(
         comm, static_cast<double>(peak_rss_bytes()) / (1 << 20), comm::ReduceOp::kMax);
@@ -292,6 +299,7 @@ class ProgressWindow {
     start_ = now;
     steps_ = probe_ = gallery_ = 0;
     phases_.fill(0.0);
+    clock_ = host_clock();
     return rec;
   }
 
@@ -311,6 +319,9 @@ class ProgressWindow {
   int64_t probe_ = 0;
   int64_t gallery_ = 0;
   std::array<double, kPhases> phases_{};
+  // Whose clock phases_ is on: the host's, the synchronised host's (sync_phases), the device's.
+  const char* host_clock() const { return config_.sync_phases ? "synchronised" : "host"; }
+  std::string clock_ = host_clock();
 };
 
 // The training run: setup in the constructor, the loop in run(), one step in step().
@@ -427,6 +438,8 @@ void Trainer::setup_model() {
   if (config_.sync_phases) {
     const at::Device d = device_;
     timer_.set_sync([d] { comm::synchronize(d); });
+  } else {
+    timer_.use_device_marks(device_);
   }
 }
 
@@ -562,6 +575,9 @@ TrainResult Trainer::run() {
     const Outcome outcome = step(s, stats, lr);
     result.steps = s + 1;
     if ((s + 1) % config_.frequent == 0 || s + 1 == end_ || outcome == Outcome::kStop) {
+      if (timer_.device_clock()) {
+        window_->use_device_phases(timer_.take_device());
+      }
       StepFigures extra;
       extra.add("grad_norm", health_.grad_norm);
       extra.add("skipped_steps", skipped_);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training on a CUDA device (label gpu; exit 77, "skipped", where this ffc cannot use one).
-# One rank, backend nccl, for every method:
+# One rank, backend nccl, for every method (and the backbone alone):
 #   1. the whole step runs on the device (the trainer checks after its first step that every
 #      tensor it touches is on the communicator's device, and fails naming the one that is not);
 #   2. it equals the same steps on the CPU (float32, TF32 off): the checkpoints agree within
@@ -45,7 +45,7 @@ same() {  # same A B WHAT: checkpoints equal within float32 rounding
   echo "gpu_train: $3: $(tail -n 1 "$out/diff.txt")"
 }
 
-for method in ffc fc pfc vfc; do
+for method in ffc fc pfc vfc backbone; do
   extra=(--set method="$method" --set amp_dtype=float32 --set tf32=false)
   [ "$method" = pfc ] && extra+=(--set sample_rate=0.2)
   [ "$method" = vfc ] && extra+=(--set images_per_identity=4)
@@ -71,18 +71,28 @@ done
 # bfloat16 where the GPU has it (amp_dtype auto): the trunk runs in it and the loss falls.
 run bf16 nccl --set max_steps=30 --set frequent=5
 grep -q "trunk in BFloat16" "$out/bf16.log" || fail "amp_dtype auto did not choose bfloat16"
-/usr/bin/python3 - "$out/bf16/metrics.jsonl" <<'PY' || fail "bfloat16: the loss did not fall"
+python3 - "$out/bf16/metrics.jsonl" <<'PY' || fail "bfloat16: the loss did not fall"
 import json, math, sys
 losses = [json.loads(l)["loss"] for l in open(sys.argv[1]) if '"loss"' in l]
 print(f"gpu_train: bfloat16 loss {losses[0]:.3f} -> {losses[-1]:.3f}")
 sys.exit(0 if all(map(math.isfinite, losses)) and losses[-1] < 0.8 * losses[0] else 1)
+PY
+# Its phases are the device's, from events on its stream: every phase of a step has run there.
+python3 - "$out/bf16/metrics.jsonl" <<'PY' || fail "bfloat16: phases on the device's clock"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if '"phase_ms"' in l]
+for r in recs:
+    ph = r["phase_ms"]
+    print(f"gpu_train: step {r['step']} phases on the {r['phase_clock']} clock (ms): {ph}")
+    assert r["phase_clock"] == "device", r
+    assert all(ph[k] > 0 for k in ("fwd", "gallery", "head", "bwd", "opt")), ph
 PY
 
 # float16: the infinite gradient planted at step 3 is skipped and halves the scale.
 export FFC_TEST_NONFINITE_GRAD_STEP=3
 run fp16 nccl --set amp_dtype=float16 --set loss_scale=1024 --set max_steps=6
 unset FFC_TEST_NONFINITE_GRAD_STEP
-/usr/bin/python3 - "$out/fp16/metrics.jsonl" <<'PY' || fail "float16: the planted overflow"
+python3 - "$out/fp16/metrics.jsonl" <<'PY' || fail "float16: the planted overflow"
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if '"loss_scale"' in l]
 by_step = {r["step"]: r for r in recs}
