@@ -41,14 +41,14 @@ class PhaseMarks {
   PhaseMarks(const PhaseMarks&) = delete;
   PhaseMarks& operator=(const PhaseMarks&) = delete;
   bool enabled() const { return impl_ != nullptr; }
-  // Marks the start of `phase` (0 <= phase < phases), or with -1 the end of timed work: the time
-  // to the next mark counts nowhere.
+  // Marks the start of `phase` (an index into the caller's seconds[]), or with -1 the end of
+  // timed work: the time to the next mark counts nowhere.
   void mark(int phase);
   // Adds to seconds[p] the intervals the device has completed since the last call; with wait,
   // first waits until the device has passed every mark so far.
   void collect(double* seconds, bool wait);
 
-  struct Impl;
+  struct Impl;  // the CUDA events (comm/device_cuda.cpp); empty without a CUDA LibTorch
 
  private:
   std::unique_ptr<Impl> impl_;
