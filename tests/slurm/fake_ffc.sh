@@ -3,10 +3,12 @@
 # - `bench scaling ...` (sweep.sbatch): records its arguments in <out>/args.txt, runs `hostname`
 #   through the launcher it was given (with {ranks} replaced by the first rank count), and writes
 #   a one-row scaling.csv.
-# - `train ...` (train-gpu.sbatch): says which GPUs this task sees, then runs $FFC_REAL train ....
+# - `train ...` (train-gpu.sbatch): says where this task runs, its node-local rank and which GPUs
+#   it sees, then runs $FFC_REAL train ....
 set -eu
 if [ "$1" = train ]; then
-  echo "task ${SLURM_PROCID:-?} sees GPUs ${CUDA_VISIBLE_DEVICES-unset}"
+  echo "task ${SLURM_PROCID:-?} on $(hostname) local ${SLURM_LOCALID:-?} sees GPUs" \
+    "${CUDA_VISIBLE_DEVICES-unset}"
   exec "$FFC_REAL" "$@"
 fi
 [ "$1 $2" = "bench scaling" ] || { echo "fake ffc: unexpected command $*" >&2; exit 2; }

@@ -16,6 +16,8 @@
 #   slurm_dump_logs              # the daemons' logs, for a failure report
 #
 # Tests that want something of their own on exit define slurm_on_exit before the exit.
+# The multi-node fixture (tests/cluster/fixture.sh) is built from the same pieces: slurm_prepare,
+# slurm_conf_common, slurm_wait_idle, slurm_stop_daemon, slurm_stop and slurm_dump_logs.
 set -u
 
 slurm_log() { echo "slurm-fixture: $*"; }
@@ -73,8 +75,17 @@ slurm_stop_daemon() {
   kill -KILL "$pid" 2>/dev/null
 }
 
+# The pid files of the daemons: one slurmd per node (slurmd.pid, or slurmd-NODE.pid where several
+# run on this machine), slurmctld, munged.
+slurm_pid_files() {
+  local f
+  for f in "$SLURM_DIR"/slurmd*.pid; do [ -e "$f" ] && echo "$f"; done
+  echo "$SLURM_DIR/slurmctld.pid"
+  echo "$SLURM_DIR/munge/munged.pid"
+}
+
 # Cancels what is still queued or running (its processes are the job's, not the daemons'), waits
-# for the queue to drain (bounded), then stops slurmd, slurmctld and munged.
+# for the queue to drain (bounded), then stops every slurmd, slurmctld and munged.
 slurm_stop() {
   [ -n "${SLURM_DIR:-}" ] && [ -d "$SLURM_DIR" ] || return 0
   if [ -s "$SLURM_DIR/slurmctld.pid" ] && squeue -h >/dev/null 2>&1; then
@@ -89,32 +100,46 @@ slurm_stop() {
       done
     fi
   fi
-  slurm_stop_daemon "$SLURM_DIR/slurmd.pid" /usr/sbin/slurmd
-  slurm_stop_daemon "$SLURM_DIR/slurmctld.pid" /usr/sbin/slurmctld
+  # Each daemon takes a second or two to stop: the slurmd together, then slurmctld with munged.
+  local f stoppers=()
+  for f in "$SLURM_DIR"/slurmd*.pid; do
+    [ -e "$f" ] || continue
+    slurm_stop_daemon "$f" /usr/sbin/slurmd &
+    stoppers+=($!)
+  done
+  [ ${#stoppers[@]} -eq 0 ] || wait "${stoppers[@]}"
+  slurm_stop_daemon "$SLURM_DIR/slurmctld.pid" /usr/sbin/slurmctld &
+  stoppers=($!)
   slurm_stop_daemon "$SLURM_DIR/munge/munged.pid" /usr/sbin/munged
+  wait "${stoppers[@]}"
+  return 0
 }
 
 # True when none of the PIDs in the pid files still runs its daemon.
 slurm_daemons_stopped() {
   local f pid
-  for f in "$SLURM_DIR/slurmd.pid" "$SLURM_DIR/slurmctld.pid" "$SLURM_DIR/munge/munged.pid"; do
+  while read -r f; do
     [ -s "$f" ] || continue
     pid=$(cat "$f")
     case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in
       */slurmd* | */slurmctld* | */munged*) return 1 ;;
     esac
-  done
+  done < <(slurm_pid_files)
   return 0
 }
 
 slurm_dump_logs() {
   local f
-  for f in "$SLURM_DIR/slurmctld.log" "$SLURM_DIR/slurmd.log" "$SLURM_DIR/munge/munged.log"; do
+  for f in "$SLURM_DIR/slurmctld.log" "$SLURM_DIR"/slurmd*.log "$SLURM_DIR/munge/munged.log"; do
     [ -f "$f" ] || continue
     echo "----- $(basename "$f") (last 60 lines)"
     tail -n 60 "$f" | sed 's/^/  | /'
   done
 }
+
+# What the EXIT trap and the watchdog stop: the daemons, by default; the multi-node fixture
+# stops its namespaces too (SLURM_STOP_FUNCTION).
+SLURM_STOP_FUNCTION=${SLURM_STOP_FUNCTION:-slurm_stop}
 
 slurm_exit() {
   local rc=$?
@@ -122,7 +147,7 @@ slurm_exit() {
   if declare -F slurm_on_exit >/dev/null; then
     slurm_on_exit "$rc"
   fi
-  slurm_stop
+  "$SLURM_STOP_FUNCTION" || [ "$rc" -ne 0 ] || rc=1
   if ! slurm_daemons_stopped; then
     slurm_log "FAIL: a daemon is still running after stopping it"
     [ "$rc" -ne 0 ] || rc=1
@@ -137,13 +162,17 @@ slurm_exit() {
   exit "$rc"
 }
 
-slurm_start() {
+# slurm_prepare BASE FIXTURE_FILE: the temporary folder SLURM_DIR under BASE with its munge key,
+# the EXIT trap, the watchdog (which sources FIXTURE_FILE and calls SLURM_STOP_FUNCTION when this
+# shell dies without running its trap) and munged.
+slurm_prepare() {
+  local base=$1 fixture=$2
   slurm_skip_unless_available
-  SLURM_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ffc-slurm.XXXXXX")
+  SLURM_DIR=$(mktemp -d "$base/ffc-slurm.XXXXXX")
   trap slurm_exit EXIT
   trap 'exit 143' TERM
   trap 'exit 130' INT
-  local S=$SLURM_DIR host cpus mem_mib ctld_port d_port i
+  local S=$SLURM_DIR
   chmod 0755 "$S"
   mkdir -p "$S/state" "$S/spool" "$S/munge"
   chown munge:munge "$S/munge"
@@ -155,14 +184,13 @@ slurm_start() {
   chmod 0400 "$S/munge/munge.key"
 
   # The watchdog: when this shell dies without running its EXIT trap (SIGKILL from a test
-  # runner's timeout), it stops the daemons by their pid files and removes the folder.
-  local fixture
-  fixture=$(realpath "${BASH_SOURCE[0]}")
+  # runner's timeout), it stops what the fixture started and removes the folder.
   setsid bash -c '
     while kill -0 '"$$"' 2>/dev/null; do sleep 2; done
     [ -d "$1" ] || exit 0
     source "$2"; SLURM_DIR=$1; export SLURM_CONF=$1/slurm.conf
-    slurm_stop; rm -rf "$1"' watchdog "$S" "$fixture" </dev/null >/dev/null 2>&1 &
+    "$SLURM_STOP_FUNCTION"; rm -rf "$1"' watchdog "$S" "$(realpath "$fixture")" </dev/null \
+    >/dev/null 2>&1 &
 
   runuser -u munge -- /usr/sbin/munged --socket="$S/munge/munge.socket.2" \
     --pid-file="$S/munge/munged.pid" --log-file="$S/munge/munged.log" \
@@ -171,7 +199,65 @@ slurm_start() {
     slurm_dump_logs
     return 1
   }
+}
 
+# slurm_conf_common CONTROLLER_HOST CONTROLLER_ADDR CTLD_PORT SLURMD_PORT: the slurm.conf lines
+# every fixture shares, on stdout. Pid, log and spool paths carry %n (the node's name) where
+# several slurmd run on this machine (SLURM_PER_NODE_FILES=1).
+slurm_conf_common() {
+  local S=$SLURM_DIR n=""
+  [ "${SLURM_PER_NODE_FILES:-0}" = 1 ] && n="-%n"
+  # cred_expire: a requeued job is held back this long (Slurm's default 120 s); 10 s keeps the
+  # requeue tests short.
+  cat <<CONF
+ClusterName=ffctest
+SlurmctldHost=$1($2)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$S/munge/munge.socket.2,cred_expire=10
+SlurmctldPort=$3
+SlurmdPort=$4
+StateSaveLocation=$S/state
+SlurmdSpoolDir=$S/spool${n:+/%n}
+SlurmctldPidFile=$S/slurmctld.pid
+SlurmdPidFile=$S/slurmd$n.pid
+SlurmctldLogFile=$S/slurmctld.log
+SlurmdLogFile=$S/slurmd$n.log
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=pmix
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+SlurmdTimeout=30
+InactiveLimit=0
+KillWait=5
+MinJobAge=300
+CONF
+}
+
+# slurm_wait_idle N: until N nodes are idle (30 s at most).
+slurm_wait_idle() {
+  local want=$1 i
+  for ((i = 0; i < 300; ++i)); do
+    [ "$(sinfo -h -N -t idle -o %N 2>/dev/null | sort -u | wc -l)" -ge "$want" ] && return 0
+    sleep 0.1
+  done
+  slurm_log "not $want idle node(s) after 30 s: $(sinfo -h -N -o '%N %T %E' 2>&1 | tr '\n' ';')"
+  slurm_dump_logs
+  return 1
+}
+
+slurm_start() {
+  slurm_prepare "${TMPDIR:-/tmp}" "${BASH_SOURCE[0]}" || return 1
+  local S=$SLURM_DIR host cpus mem_mib ctld_port d_port i
   host=$(hostname -s)
   cpus=$(nproc)
   mem_mib=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
@@ -188,57 +274,17 @@ slurm_start() {
     echo "NodeName=$host Name=gpu Count=$SLURM_FIXTURE_GPUS File=$S/gpu[0-$((SLURM_FIXTURE_GPUS - 1))]" >"$S/gres.conf"
     for ((i = 0; i < SLURM_FIXTURE_GPUS; ++i)); do ln -s /dev/null "$S/gpu$i"; done
   fi
-  # cred_expire: a requeued job is held back this long (Slurm's default 120 s); 10 s keeps the
-  # requeue tests short.
-  cat >"$S/slurm.conf" <<CONF
-ClusterName=ffctest
-SlurmctldHost=$host(127.0.0.1)
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$S/munge/munge.socket.2,cred_expire=10
-SlurmctldPort=$ctld_port
-SlurmdPort=$d_port
-StateSaveLocation=$S/state
-SlurmdSpoolDir=$S/spool
-SlurmctldPidFile=$S/slurmctld.pid
-SlurmdPidFile=$S/slurmd.pid
-SlurmctldLogFile=$S/slurmctld.log
-SlurmdLogFile=$S/slurmd.log
-MailProg=/bin/true
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MpiDefault=pmix
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-SlurmdTimeout=30
-InactiveLimit=0
-KillWait=5
-MinJobAge=300
-${gres_types}NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mib ${gres}State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
-CONF
+  {
+    slurm_conf_common "$host" 127.0.0.1 "$ctld_port" "$d_port"
+    echo "${gres_types}NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mib ${gres}State=UNKNOWN"
+    echo "PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP"
+  } >"$S/slurm.conf"
   export SLURM_CONF=$S/slurm.conf
   /usr/sbin/slurmctld -f "$SLURM_CONF" || { slurm_log "slurmctld did not start"; slurm_dump_logs; return 1; }
   /usr/sbin/slurmd -f "$SLURM_CONF" || { slurm_log "slurmd did not start"; slurm_dump_logs; return 1; }
-  for ((i = 0; i < 300; ++i)); do
-    [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] && break
-    sleep 0.1
-  done
-  if [ "$(sinfo -h -o %T 2>/dev/null)" != idle ]; then
-    slurm_log "the node is not idle after 30 s: $(sinfo -h -o '%T %E' 2>&1)"
-    slurm_dump_logs
-    return 1
-  fi
+  slurm_wait_idle 1 || return 1
   slurm_log "Slurm $(sinfo -V | awk '{print $2}') up in $S: node $host, $cpus CPU(s), ports $ctld_port/$d_port"
 }
-
 # slurm_wait_job JOBID SECONDS: waits until the job has left the queue (not pending, running,
 # requeued, completing, ...); sets job_state (e.g. COMPLETED, FAILED, TIMEOUT) and job_exit
 # ("0:0"). Returns 1 when the time is up.

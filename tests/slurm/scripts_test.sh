@@ -70,7 +70,7 @@ per_task=$jobid
 slurm_wait_job "$ok" 300 || fail "train-gpu job $ok still $job_state after 5 minutes"
 [ "$job_state" = COMPLETED ] || fail "train-gpu job $ok ended $job_state ($job_exit)"
 for t in 0 1; do
-  grep -q "task $t sees GPUs 0,1" "$SLURM_DIR/gpu-ok.out" || fail "train-gpu.sbatch: rank $t does not see both GPUs"
+  grep -q "task $t on .* local $t sees GPUs 0,1" "$SLURM_DIR/gpu-ok.out" || fail "train-gpu.sbatch: rank $t does not see both GPUs"
 done
 grep -q -- "srun --mpi=pmix --cpus-per-task=1 .* train --config inputs/demo.yaml --backend mpi --resume auto" \
   "$SLURM_DIR/gpu-ok.out" || fail "train-gpu.sbatch: unexpected launch line"
