@@ -105,13 +105,28 @@ int run_ckpt_info(const CkptCommand& cmd) {
   nlohmann::ordered_json j;
   j["path"] = cmd.path;
   j["file_bytes"] = std::filesystem::file_size(cmd.path);
-  for (const char* key : {"format",      "format_version",  "step",
-                          "epoch",       "method",          "world_size",
-                          "network",     "embedding_size",  "image_size",
-                          "input_norm",  "num_classes",     "pool_size",
-                          "vfc_rows",    "steps_per_epoch", "items_per_step",
-                          "seed",        "loss_scale",      "loss_scale_growth_tracker",
-                          "ffc_version", "git_revision",    "saved_at"}) {
+  for (const char* key : {"format",
+                          "format_version",
+                          "step",
+                          "epoch",
+                          "method",
+                          "world_size",
+                          "hosts",
+                          "network",
+                          "embedding_size",
+                          "image_size",
+                          "input_norm",
+                          "num_classes",
+                          "pool_size",
+                          "vfc_rows",
+                          "steps_per_epoch",
+                          "items_per_step",
+                          "seed",
+                          "loss_scale",
+                          "loss_scale_growth_tracker",
+                          "ffc_version",
+                          "git_revision",
+                          "saved_at"}) {
     if (r.has_attribute(key)) {
       const auto v = r.attribute(key);
       if (const auto* i = std::get_if<int64_t>(&v)) {

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 
@@ -64,7 +65,11 @@ int guarded_main(const std::function<int()>& body) {
 Session start_session(const Config& config, comm::Backend backend) {
   // Read before MPI starts, which may add variables of its own to the environment.
   const int slurm_ranks = comm::slurm_expected_world_size();
+  std::string yield_note;
   if (backend != comm::Backend::kSingle) {
+    const int node_tasks = comm::slurm_step_tasks_on_node();
+    yield_note = comm::yield_when_oversubscribed(
+        choose_num_threads(config.num_threads, std::max(1, node_tasks)).threads);
     comm::init_mpi(nullptr, nullptr);
   }
   Session s;
@@ -76,9 +81,23 @@ Session start_session(const Config& config, comm::Backend backend) {
   init_logging(s.comm->rank(), s.comm->size(), config.log_level);
   s.threads = choose_num_threads(config.num_threads, s.comm->local_size());
   at::set_num_threads(s.threads.threads);
-  spdlog::info("world: {} rank(s), {} on this node, backend {}, {} thread(s) per rank ({})",
-               s.comm->size(), s.comm->local_size(), s.comm->backend(), s.threads.threads,
-               s.threads.reason);
+  const std::vector<std::string> hosts = comm::host_layout(*s.comm);
+  constexpr size_t kShown = 8;
+  std::string shown;
+  for (size_t i = 0; i < hosts.size() && i < kShown; ++i) {
+    shown += (i ? " " : "") + hosts[i];
+  }
+  if (hosts.size() > kShown) {
+    shown += " ...";
+  }
+  spdlog::info(
+      "world: {} rank(s) on {} host(s) ({}), {} on this node, backend {}, {} thread(s) "
+      "per rank ({})",
+      s.comm->size(), hosts.size(), shown, s.comm->local_size(), s.comm->backend(),
+      s.threads.threads, s.threads.reason);
+  if (!yield_note.empty()) {
+    spdlog::info("{}", yield_note);
+  }
   return s;
 }
 

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <sstream>
 
@@ -156,6 +158,51 @@ bool any_rank(Communicator& comm, bool flag) {
 
 bool stop_requested(Communicator& comm) {
   return any_rank(comm, stop_signal_received());
+}
+
+std::vector<std::string> all_host_names(Communicator& comm) {
+  constexpr int64_t kLen = 64;  // a host name is at most 64 bytes (HOST_NAME_MAX)
+  at::Tensor mine = at::zeros({kLen}, at::kByte);
+  const std::string& host = host_name();
+  std::memcpy(mine.data_ptr(), host.data(), std::min<size_t>(host.size(), kLen));
+  at::Tensor all = at::empty({comm.size() * kLen}, at::kByte);
+  comm.host().all_gather(mine, all);
+  std::vector<std::string> out;
+  const char* p = static_cast<const char*>(all.data_ptr());
+  for (int r = 0; r < comm.size(); ++r) {
+    out.emplace_back(p + r * kLen, strnlen(p + r * kLen, kLen));
+  }
+  return out;
+}
+
+std::vector<std::string> host_layout(Communicator& comm) {
+  const std::vector<std::string> names = all_host_names(comm);
+  std::vector<std::string> hosts;
+  std::vector<std::vector<int>> ranks;
+  for (int r = 0; r < static_cast<int>(names.size()); ++r) {
+    const auto it = std::find(hosts.begin(), hosts.end(), names[r]);
+    if (it == hosts.end()) {
+      hosts.push_back(names[r]);
+      ranks.push_back({r});
+    } else {
+      ranks[it - hosts.begin()].push_back(r);
+    }
+  }
+  std::vector<std::string> out;
+  for (size_t h = 0; h < hosts.size(); ++h) {
+    std::string text = hosts[h] + ":";
+    const std::vector<int>& rs = ranks[h];
+    for (size_t i = 0; i < rs.size();) {
+      size_t j = i;
+      while (j + 1 < rs.size() && rs[j + 1] == rs[j] + 1) {
+        ++j;
+      }
+      text += (i ? "," : "") + std::to_string(rs[i]) + (j > i ? "-" + std::to_string(rs[j]) : "");
+      i = j + 1;
+    }
+    out.push_back(std::move(text));
+  }
+  return out;
 }
 
 }  // namespace ffc::comm

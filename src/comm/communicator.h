@@ -82,6 +82,11 @@ bool any_rank(Communicator& comm, bool flag);
 // True on every rank when SIGUSR1/SIGTERM reached any rank (common/signals.h): the collective
 // "stop requested" check of the training loop, called at step boundaries.
 bool stop_requested(Communicator& comm);
+// Every rank's host name, in rank order.
+std::vector<std::string> all_host_names(Communicator& comm);
+// The hosts of the world in order of their first rank, each with its ranks: {"n1:0-1",
+// "n2:2-3"} (cyclic placements read "n1:0,2").
+std::vector<std::string> host_layout(Communicator& comm);
 // The reduction of a scalar over ranks.
 double all_reduce_scalar(Communicator& comm, double value, ReduceOp op);
 

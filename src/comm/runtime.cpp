@@ -1,11 +1,14 @@
 #include "comm/runtime.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "comm/backends.h"
 #include "comm/mpi_check.h"
 #include "common/logging.h"
+#include "common/threads.h"
 
 #if defined(FFC_WITH_NCCL)
 #include <cuda_runtime_api.h>
@@ -103,6 +106,61 @@ void check_world_matches_slurm(int expected, int world_size) {
     msg += "Launch as many ranks as the job step has tasks (srun -n, --ntasks-per-node)";
   }
   throw ConfigError(msg);
+}
+
+int slurm_step_tasks_on_node() {
+  const char* spec = std::getenv("SLURM_STEP_TASKS_PER_NODE");
+  const int node = env_int("SLURM_NODEID", -1);
+  if (spec == nullptr || node < 0 || std::getenv("SLURM_STEP_ID") == nullptr) {
+    return 0;
+  }
+  // Comma-separated "COUNT" or "COUNT(xREPEAT)", one entry per run of nodes.
+  int first = 0;
+  const char* p = spec;
+  while (*p != '\0') {
+    char* end = nullptr;
+    const long count = std::strtol(p, &end, 10);
+    if (end == p || count < 0) {
+      return 0;
+    }
+    long repeat = 1;
+    p = end;
+    if (std::strncmp(p, "(x", 2) == 0) {
+      repeat = std::strtol(p + 2, &end, 10);
+      if (end == p + 2 || *end != ')' || repeat < 1) {
+        return 0;
+      }
+      p = end + 1;
+    }
+    if (node < first + repeat) {
+      return static_cast<int>(count);
+    }
+    first += static_cast<int>(repeat);
+    if (*p == ',') {
+      ++p;
+    } else if (*p != '\0') {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+std::string yield_when_oversubscribed(int threads_per_rank) {
+  const char* set = std::getenv("OMPI_MCA_mpi_yield_when_idle");
+  if ((set != nullptr && *set != '\0') || std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr) {
+    return {};  // the user's choice, or mpirun's (which knows how it placed the ranks)
+  }
+  const int tasks = slurm_step_tasks_on_node();
+  const int cores = affinity_cores();
+  const int threads = std::max(1, threads_per_rank);
+  if (tasks <= 1 || static_cast<int64_t>(tasks) * threads <= cores) {
+    return {};
+  }
+  setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
+  return std::to_string(tasks) + " rank(s) x " + std::to_string(threads) +
+         " thread(s) on this node's " + std::to_string(cores) +
+         " usable core(s): MPI yields the core while it waits (OMPI_MCA_mpi_yield_when_idle=1; "
+         "docs/cluster.md)";
 }
 
 void init_mpi(int* argc, char*** argv) {

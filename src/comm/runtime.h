@@ -41,6 +41,17 @@ int slurm_expected_world_size();
 // SLURM_NTASKS separate single-rank runs, each training alone on its shard.
 void check_world_matches_slurm(int expected, int world_size);
 
+// Tasks of this srun step on this node (SLURM_STEP_TASKS_PER_NODE at SLURM_NODEID, e.g. "2(x3),1"),
+// or 0 when not started by srun.
+int slurm_step_tasks_on_node();
+// Call before init_mpi. Open MPI's ranks busy-poll while they wait in a collective; mpirun tells
+// them to yield when it places more ranks than a node has slots, but ranks started by srun are
+// not told. When this node's srun tasks x threads_per_rank exceed the cores this process may use,
+// sets OMPI_MCA_mpi_yield_when_idle=1 (unless the user set it) and returns a line saying so for
+// the log; else returns "". Without it such ranks spend the cores that computing ranks need (a
+// 4.3 MiB checkpoint at 4 ranks on 2 cores took 40 s instead of 0.4; docs/cluster.md).
+std::string yield_when_oversubscribed(int threads_per_rank);
+
 // The library's own version text (MPI_Get_library_version; callable before MPI_Init).
 std::string mpi_library_version();
 // NCCL and CUDA runtime versions when built with them, else "not built".

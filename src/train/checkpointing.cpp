@@ -149,6 +149,7 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
     w.attribute("epoch", step / spe);
     w.attribute("method", config.method);
     w.attribute("world_size", static_cast<int64_t>(comm.size()));
+    w.attribute("hosts", s.hosts);
     w.attribute("num_classes", config.num_classes);
     w.attribute("embedding_size", config.embedding_size);
     w.attribute("image_size", config.image_size);

@@ -32,6 +32,7 @@ struct TrainingState {
   LossScaler* scaler = nullptr;  // float16 loss scaling (optional)
   InputNorm input_norm;          // the network's input normalisation (recorded, checked)
   std::string last_metrics;      // the last metrics.jsonl record
+  std::string hosts;             // where the ranks run: "n1:0-1 n2:2-3" (comm::host_layout)
 };
 
 // <output>/checkpoints

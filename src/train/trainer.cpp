@@ -481,6 +481,9 @@ void Trainer::setup_optimiser() {
   state_.planner = planner_.get();
   state_.scaler = scaler_.get();
   state_.input_norm = norm_;
+  for (const std::string& h : comm::host_layout(comm_)) {
+    state_.hosts += (state_.hosts.empty() ? "" : " ") + h;
+  }
 }
 
 std::string Trainer::last_good_checkpoint() const {
