@@ -176,7 +176,10 @@ std::vector<std::string> all_host_names(Communicator& comm) {
 }
 
 std::vector<std::string> host_layout(Communicator& comm) {
-  const std::vector<std::string> names = all_host_names(comm);
+  return host_layout(all_host_names(comm));
+}
+
+std::vector<std::string> host_layout(const std::vector<std::string>& names) {
   std::vector<std::string> hosts;
   std::vector<std::vector<int>> ranks;
   for (int r = 0; r < static_cast<int>(names.size()); ++r) {

@@ -87,6 +87,8 @@ std::vector<std::string> all_host_names(Communicator& comm);
 // The hosts of the world in order of their first rank, each with its ranks: {"n1:0-1",
 // "n2:2-3"} (cyclic placements read "n1:0,2").
 std::vector<std::string> host_layout(Communicator& comm);
+// The same from every rank's host name, in rank order.
+std::vector<std::string> host_layout(const std::vector<std::string>& names);
 // The reduction of a scalar over ranks.
 double all_reduce_scalar(Communicator& comm, double value, ReduceOp op);
 

@@ -62,6 +62,17 @@ TEST(Collectives, WorldIsConsistent) {
   EXPECT_TRUE(world().device().is_cpu());
 }
 
+TEST(Collectives, HostLayoutNamesEveryRankOnce) {
+  // One machine: every rank on this host, as one run of ranks.
+  const std::vector<std::string> names = all_host_names(world());
+  ASSERT_EQ(static_cast<int>(names.size()), world().size());
+  for (const std::string& n : names) {
+    EXPECT_EQ(n, host_name());
+  }
+  const std::string ranks = world().size() == 1 ? "0" : "0-" + std::to_string(world().size() - 1);
+  EXPECT_EQ(host_layout(world()), std::vector<std::string>{host_name() + ":" + ranks});
+}
+
 TEST(Collectives, AllReduceEveryOpAndDtype) {
   const int p = world().size();
   for (auto dtype : kDtypes) {
