@@ -59,6 +59,12 @@ int guarded_main(const std::function<int()>& body) {
   }
   H5close();
   comm::finalize_mpi();
+  if (code == kExitSavedOnSignal) {
+    // Every rank leaves MPI_Finalize together; leaving at once (no static destructors) keeps
+    // them together, so that a launcher that kills a step on the first non-zero exit (srun
+    // --kill-on-bad-exit) finds every rank already gone with status 3, not killed on the way out.
+    std::_Exit(code);
+  }
   return code;
 }
 
@@ -74,7 +80,7 @@ Session start_session(const Config& config, comm::Backend backend) {
   }
   Session s;
   comm::CommOptions options;
-  options.nccl_timeout_seconds = config.nccl_timeout;
+  options.comm_timeout_seconds = config.comm_timeout;
   s.comm = comm::make_world_communicator(backend, options);
   comm::check_world_matches_slurm(slurm_ranks, s.comm->size());
   set_process_identity(s.comm->rank(), s.comm->size());
