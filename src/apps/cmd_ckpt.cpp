@@ -17,24 +17,13 @@
 #include "ckpt/state_dict_h5.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/text.h"
 #include "data/dataset.h"
 #include "data/synthetic.h"
 #include "model/export.h"
 
 namespace ffc::app {
 namespace {
-
-std::string human(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
-  return buf;
-}
 
 std::string shape_text(const std::vector<int64_t>& d) {
   std::string s = "[";
@@ -160,8 +149,8 @@ int run_ckpt_info(const CkptCommand& cmd) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << cmd.path << " (" << human(static_cast<double>(j["file_bytes"].get<uintmax_t>()))
-            << ")\n";
+  std::cout << cmd.path << " ("
+            << human_bytes(static_cast<double>(j["file_bytes"].get<uintmax_t>())) << ")\n";
   for (const auto& [k, v] : j.items()) {
     if (k != "path" && k != "file_bytes") {
       std::cout << "  " << k << ": " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
@@ -170,7 +159,7 @@ int run_ckpt_info(const CkptCommand& cmd) {
   std::cout << "groups:\n";
   for (const auto& [g, v] : groups.items()) {
     std::cout << "  " << g << ": " << v["datasets"].get<int64_t>() << " datasets, "
-              << human(v["bytes"].get<double>()) << "\n";
+              << human_bytes(v["bytes"].get<double>()) << "\n";
   }
   std::cout << "datasets:\n";
   for (const auto& d : datasets) {
@@ -180,7 +169,8 @@ int run_ckpt_info(const CkptCommand& cmd) {
     if (cmd.all || !tensor_of_a_net) {
       std::cout << "  " << d["name"].get<std::string>() << "  "
                 << shape_text(d["shape"].get<std::vector<int64_t>>()) << " "
-                << d["dtype"].get<std::string>() << "  " << human(d["bytes"].get<double>()) << "\n";
+                << d["dtype"].get<std::string>() << "  " << human_bytes(d["bytes"].get<double>())
+                << "\n";
     }
   }
   if (!cmd.all) {

@@ -27,6 +27,10 @@ class CheckpointWriter {
  public:
   // Collective: creates `path` (a temporary name; see commit()).
   CheckpointWriter(const std::string& path, comm::Communicator& comm);
+  // A writer that writes nothing and only adds up what the same calls would store, globally (no
+  // file, no collective, no copy of a tensor): what a save is about to need on disk.
+  struct CountOnly {};
+  explicit CheckpointWriter(CountOnly);
   ~CheckpointWriter();
 
   // The same tensor on every rank; rank `writer` writes it.
@@ -37,14 +41,29 @@ class CheckpointWriter {
             int64_t stride = 1);
   void bytes(const std::string& name, const std::string& data);
   void attribute(const std::string& name, const h5::AttributeValue& value);
-  // Collective: marks the file complete (the last attribute written) and closes it.
+  // Collective: marks the file complete (the last attribute written) and closes it; gives back
+  // what reserve() set aside beyond the file's end.
   void close();
   const std::string& path() const { return file_.path(); }
   bool fell_back_to_independent() const { return file_.fell_back_to_independent(); }
 
+  // Collective: rank 0 sets aside `bytes` of disk for the file before anything is written
+  // (fallocate, keeping its size), so that a disk too full for the checkpoint fails here, where
+  // the ranks agree, and not inside HDF5's collective writes, where a rank that fails alone can
+  // leave the others waiting. Throws IoError naming the file, the size and the free space.
+  // Filesystems that cannot reserve (EOPNOTSUPP) are written without.
+  void reserve(int64_t bytes);
+  // CountOnly: the bytes of every dataset and the number of datasets; the disk a save needs.
+  int64_t counted_bytes() const { return counted_bytes_; }
+  int64_t counted_datasets() const { return counted_datasets_; }
+  int64_t needed_bytes() const;
+
  private:
   ParallelFile file_;
-  comm::Communicator& comm_;
+  comm::Communicator* comm_ = nullptr;  // nullptr: CountOnly
+  int64_t counted_bytes_ = 0;
+  int64_t counted_datasets_ = 0;
+  int64_t reserved_ = 0;
 };
 
 class CheckpointReader {

@@ -1,14 +1,18 @@
 #include "comm/communicator.h"
 
 #include <ATen/ATen.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <numeric>
 #include <sstream>
 
+#include "comm/watchdog.h"
 #include "common/error.h"
 #include "common/signals.h"
+#include "common/text.h"
 
 namespace ffc::comm {
 
@@ -175,6 +179,21 @@ std::vector<std::string> all_host_names(Communicator& comm) {
   return out;
 }
 
+void enable_watchdog_reports(Communicator& comm, const std::string& dir) {
+  Watchdog* dog = process_watchdog();
+  if (dog == nullptr) {
+    return;  // the same on every rank: the world has one rank, or the watchdog is off
+  }
+  // A token of this run, so that reports left by an earlier job in the folder are ignored.
+  at::Tensor run = at::full(
+      {1},
+      static_cast<int64_t>(std::chrono::system_clock::now().time_since_epoch().count() ^ getpid()),
+      at::kLong);
+  comm.host().broadcast(run, 0);
+  dog->set_reports(dir, comm.rank(), all_host_names(comm),
+                   static_cast<uint64_t>(run.item<int64_t>()));
+}
+
 std::vector<std::string> host_layout(Communicator& comm) {
   return host_layout(all_host_names(comm));
 }
@@ -193,17 +212,7 @@ std::vector<std::string> host_layout(const std::vector<std::string>& names) {
   }
   std::vector<std::string> out;
   for (size_t h = 0; h < hosts.size(); ++h) {
-    std::string text = hosts[h] + ":";
-    const std::vector<int>& rs = ranks[h];
-    for (size_t i = 0; i < rs.size();) {
-      size_t j = i;
-      while (j + 1 < rs.size() && rs[j + 1] == rs[j] + 1) {
-        ++j;
-      }
-      text += (i ? "," : "") + std::to_string(rs[i]) + (j > i ? "-" + std::to_string(rs[j]) : "");
-      i = j + 1;
-    }
-    out.push_back(std::move(text));
+    out.push_back(hosts[h] + ":" + rank_ranges(ranks[h]));
   }
   return out;
 }

@@ -10,6 +10,7 @@
 
 #include "comm/backends.h"
 #include "comm/mpi_check.h"
+#include "comm/watchdog.h"
 
 namespace ffc::comm {
 namespace {
@@ -38,6 +39,30 @@ void min16(void* in, void* inout, int* len, MPI_Datatype*) {
   reduce_16bit<T>(in, inout, len, [](float x, float y) { return std::min(x, y); });
 }
 
+// A blocking collective, watched for its duration by the process's watchdog, if one runs.
+class Watched {
+ public:
+  Watched(const char* op, int64_t bytes) : dog_(process_watchdog()) {
+    if (dog_ != nullptr) {
+      dog_->begin_collective(op, bytes);
+    }
+  }
+  ~Watched() {
+    if (dog_ != nullptr) {
+      dog_->end_collective();
+    }
+  }
+  Watched(const Watched&) = delete;
+  Watched& operator=(const Watched&) = delete;
+
+ private:
+  Watchdog* dog_;
+};
+
+int64_t bytes_of(const at::Tensor& t) {
+  return t.numel() * static_cast<int64_t>(t.element_size());
+}
+
 // Largest element count passed to one MPI call: MPI counts are int.
 constexpr int64_t kMaxChunk = int64_t{1} << 30;
 
@@ -49,7 +74,7 @@ int to_int_count(int64_t n, const char* op) {
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator() {
+  explicit MpiCommunicator(const CommOptions* watch) {
     FFC_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
     FFC_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     FFC_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
@@ -70,9 +95,18 @@ class MpiCommunicator final : public Communicator {
     FFC_MPI_CHECK(MPI_Op_create(&sum16<c10::BFloat16>, 1, &bf16_ops_[0]));
     FFC_MPI_CHECK(MPI_Op_create(&max16<c10::BFloat16>, 1, &bf16_ops_[1]));
     FFC_MPI_CHECK(MPI_Op_create(&min16<c10::BFloat16>, 1, &bf16_ops_[2]));
+    if (watch != nullptr && size_ > 1 && watch->comm_timeout_seconds > 0) {
+      Watchdog::Options o;
+      o.timeout_seconds = watch->comm_timeout_seconds;
+      o.poll_seconds = watch->poll_seconds;
+      o.stop_grace_seconds = std::min(o.stop_grace_seconds, o.timeout_seconds);
+      watchdog_ = std::make_unique<Watchdog>(o, nullptr, end_job_on_fault);
+      set_process_watchdog(watchdog_.get());
+    }
   }
 
   ~MpiCommunicator() override {
+    watchdog_.reset();  // stops watching (and is no longer the process's watchdog)
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) {
@@ -103,6 +137,7 @@ class MpiCommunicator final : public Communicator {
     if (size_ == 1) {
       return;
     }
+    const Watched watched("all_reduce", bytes_of(tensor));
     char* base = static_cast<char*>(tensor.data_ptr());
     const int64_t elem = tensor.element_size();
     for (int64_t off = 0; off < tensor.numel(); off += kMaxChunk) {
@@ -121,6 +156,7 @@ class MpiCommunicator final : public Communicator {
       return;
     }
     const int n = to_int_count(in.numel(), "all_gather");
+    const Watched watched("all_gather", bytes_of(out));
     FFC_MPI_CHECK(MPI_Allgather(in.data_ptr(), n, type, out.data_ptr(), n, type, comm_));
   }
 
@@ -137,6 +173,7 @@ class MpiCommunicator final : public Communicator {
     }
     std::vector<int> recv_counts, displs;
     element_counts(counts, detail::row_elements(out), "all_gather_v", recv_counts, displs);
+    const Watched watched("all_gather_v", bytes_of(out));
     FFC_MPI_CHECK(MPI_Allgatherv(in.data_ptr(), recv_counts[rank_], type, out.data_ptr(),
                                  recv_counts.data(), displs.data(), type, comm_));
   }
@@ -152,6 +189,7 @@ class MpiCommunicator final : public Communicator {
       return;
     }
     const int n = to_int_count(out.numel(), "reduce_scatter");
+    const Watched watched("reduce_scatter", bytes_of(in));
     FFC_MPI_CHECK(MPI_Reduce_scatter_block(in.data_ptr(), out.data_ptr(), n, type, mop, comm_));
   }
 
@@ -169,6 +207,7 @@ class MpiCommunicator final : public Communicator {
     }
     std::vector<int> recv_counts, displs;
     element_counts(counts, detail::row_elements(in), "reduce_scatter_v", recv_counts, displs);
+    const Watched watched("reduce_scatter_v", bytes_of(in));
     FFC_MPI_CHECK(
         MPI_Reduce_scatter(in.data_ptr(), out.data_ptr(), recv_counts.data(), type, mop, comm_));
   }
@@ -181,6 +220,7 @@ class MpiCommunicator final : public Communicator {
     if (size_ == 1) {
       return;
     }
+    const Watched watched("broadcast", bytes_of(tensor));
     char* base = static_cast<char*>(tensor.data_ptr());
     const int64_t elem = tensor.element_size();
     for (int64_t off = 0; off < tensor.numel(); off += kMaxChunk) {
@@ -189,7 +229,10 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  void barrier() override { FFC_MPI_CHECK(MPI_Barrier(comm_)); }
+  void barrier() override {
+    const Watched watched("barrier", 0);
+    FFC_MPI_CHECK(MPI_Barrier(comm_));
+  }
   const void* native_mpi_comm() const override { return &comm_; }
 
  private:
@@ -259,12 +302,13 @@ class MpiCommunicator final : public Communicator {
   MPI_Datatype bf16_type_ = MPI_DATATYPE_NULL;
   MPI_Op half_ops_[3] = {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL};
   MPI_Op bf16_ops_[3] = {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL};
+  std::unique_ptr<Watchdog> watchdog_;  // the world communicator's (make_mpi_communicator)
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_mpi_communicator() {
-  return std::make_unique<MpiCommunicator>();
+std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions* watch) {
+  return std::make_unique<MpiCommunicator>(watch);
 }
 
 }  // namespace ffc::comm

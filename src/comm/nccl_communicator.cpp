@@ -8,7 +8,7 @@
 //
 // Faults (docs/gpu.md, "When a rank fails"): every collective is followed by an event the
 // watchdog (comm/watchdog.h) polls, together with ncclCommGetAsyncError. An asynchronous NCCL
-// error, or a collective pending longer than nccl_timeout, makes the watchdog log what happened,
+// error, or a collective pending longer than comm_timeout, makes the watchdog log what happened,
 // call ncclCommAbort (which releases the kernels other work waits on) and take the job down with
 // MPI_Abort: a host thread blocked in a device synchronisation cannot notice a dead peer itself.
 // Host waits of our own (barrier) poll the same state. Unwinding after an error aborts the
@@ -19,6 +19,7 @@
 #include <nccl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,7 @@
 #include "comm/mpi_check.h"
 #include "comm/watchdog.h"
 #include "common/logging.h"
+#include "common/text.h"
 
 #if defined(FFC_TORCH_HAS_CUDA)
 #include <c10/cuda/CUDAStream.h>
@@ -93,16 +95,6 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
-std::string human_bytes(int64_t bytes) {
-  char buf[32];
-  if (bytes >= (int64_t{1} << 20)) {
-    std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  } else {
-    std::snprintf(buf, sizeof(buf), "%lld B", static_cast<long long>(bytes));
-  }
-  return buf;
-}
-
 class NcclCommunicator final : public Communicator {
  public:
   explicit NcclCommunicator(const CommOptions& options) {
@@ -132,18 +124,24 @@ class NcclCommunicator final : public Communicator {
     }
     device_ = local_rank_;
     FFC_CUDA_CHECK(cudaSetDevice(device_));
-    host_ = make_mpi_communicator();
-
+    // The process's watchdog watches NCCL's operations and the host communicator's collectives.
+    Watchdog::Options o;
+    o.timeout_seconds = options.comm_timeout_seconds > 0 ? options.comm_timeout_seconds : 1e9;
+    o.poll_seconds = options.poll_seconds;
+    o.stop_grace_seconds = std::min(o.stop_grace_seconds, o.timeout_seconds);
     watchdog_ = std::make_unique<Watchdog>(
-        options.nccl_timeout_seconds, options.nccl_poll_seconds, [this] { return async_error(); },
-        [this](const std::string& message) { on_fault(message); });
+        o, [this] { return async_error(); },
+        [this](const std::string& message, int code) { on_fault(message, code); });
+    set_process_watchdog(watchdog_.get());
+    host_ = make_mpi_communicator();
     ncclUniqueId id;
     if (rank_ == 0) {
       FFC_NCCL_CHECK(ncclGetUniqueId(&id));
     }
     FFC_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, world));
-    watchdog_->begin_phase("the NCCL communicator's start (ncclCommInitRank over " +
-                           std::to_string(size_) + " ranks)");
+    watchdog_->begin_phase(
+        "the NCCL communicator's start (ncclCommInitRank over " + std::to_string(size_) + " ranks)",
+        o.timeout_seconds, kExitStalled);
     FFC_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
     watchdog_->end_phase();
     comm_ready_.store(true);
@@ -316,7 +314,7 @@ class NcclCommunicator final : public Communicator {
     const uint64_t seq = ++sequence_;
     const int dev = device_;
     watchdog_->watch("NCCL " + std::string(op) + " #" + std::to_string(seq) + " (" +
-                         human_bytes(bytes) + ") on " + process_label(),
+                         human_bytes(static_cast<double>(bytes)) + ") on " + process_label(),
                      [ev, dev](std::string& message) {
                        cudaSetDevice(dev);
                        const cudaError_t rc = cudaEventQuery(ev);
@@ -383,19 +381,14 @@ class NcclCommunicator final : public Communicator {
   }
 
   // The watchdog's verdict: abort NCCL, then the job. Called from the watchdog thread.
-  void on_fault(const std::string& message) {
+  void on_fault(const std::string& message, int code) {
     fault_message_ = message;
     faulted_.store(true);
-    spdlog::error("{}; aborting NCCL and the job (nccl_timeout {} s)", message,
-                  watchdog_ ? watchdog_->timeout_seconds() : 0.0);
+    spdlog::error("{}; aborting NCCL", message);
     if (comm_ready_.load()) {
       ncclCommAbort(comm_);
     }
-    flush_logs();
-    if (size_ > 1) {
-      MPI_Abort(MPI_COMM_WORLD, kExitFailure);
-    }
-    std::_Exit(kExitFailure);
+    end_job_on_fault("NCCL aborted", code);
   }
 
   void check_device(const at::Tensor& t, const char* op, const char* what) const {

@@ -1,9 +1,11 @@
 #include "comm/runtime.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "comm/backends.h"
 #include "comm/mpi_check.h"
@@ -213,6 +215,29 @@ void abort_job(int code) {
   std::exit(code);
 }
 
+void end_job_on_fault(const std::string& message, int exit_code) {
+  spdlog::error("{}; ending the job with exit status {} (docs/errors.md)", message, exit_code);
+  abort_job_now(exit_code);
+}
+
+void abort_job_now(int code) {
+  flush_logs();
+  // MPI_Abort can wait for peers that are gone (a cut link, a dead node): a last resort ends the
+  // process regardless.
+  std::thread([code] {
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    std::_Exit(code);
+  }).detach();
+  if (mpi_initialized()) {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) {
+      MPI_Abort(MPI_COMM_WORLD, code);
+    }
+  }
+  std::_Exit(code);
+}
+
 std::string mpi_library_version() {
   char text[MPI_MAX_LIBRARY_VERSION_STRING];
   int len = 0;
@@ -254,7 +279,7 @@ std::unique_ptr<Communicator> make_world_communicator(Backend backend, const Com
       return make_single_process_communicator();
     case Backend::kMpi:
       FFC_CHECK(mpi_initialized(), "the mpi backend needs init_mpi() first");
-      return make_mpi_communicator();
+      return make_mpi_communicator(&options);
     case Backend::kNccl:
 #if defined(FFC_WITH_NCCL)
       FFC_CHECK(mpi_initialized(), "the nccl backend needs init_mpi() first (bootstrap)");

@@ -23,6 +23,11 @@ void finalize_mpi();
 // Takes the whole job down: MPI_Abort on MPI_COMM_WORLD when MPI is up and the world has more
 // than one rank, else std::exit. Never returns.
 [[noreturn]] void abort_job(int code);
+// The same from any thread, while the main thread may be blocked inside MPI (the watchdog's
+// verdict): flushes the logs, calls MPI_Abort, and leaves with std::_Exit(code) if MPI_Abort has
+// not ended the process within a few seconds (it may wait for peers that are gone). No
+// destructors, no MPI_Finalize.
+[[noreturn]] void abort_job_now(int code);
 
 // World size and rank as the launcher announces them in the environment (Open MPI, PMIx, PMI,
 // Slurm), readable before MPI is initialised; rank 0 of 1 without a launcher. The rank is read
@@ -58,15 +63,18 @@ std::string mpi_library_version();
 std::string nccl_version();
 
 struct CommOptions {
-  // NCCL: a collective (or the communicator's start) that has not completed after this many
-  // seconds, or an asynchronous NCCL error, aborts NCCL and the whole job (config nccl_timeout).
-  double nccl_timeout_seconds = 600;
-  // How often the watchdog polls the collectives in flight and NCCL's asynchronous error state.
-  double nccl_poll_seconds = 0.1;
+  // Every backend: a collective pending longer than this many seconds ends the job with exit
+  // status kExitStalled (config comm_timeout; comm/watchdog.h); 0 turns the watchdog off. With
+  // NCCL an asynchronous NCCL error also ends it, at once, after aborting NCCL.
+  double comm_timeout_seconds = 600;
+  // How often the watchdog looks at what is pending (and NCCL's asynchronous error state).
+  double poll_seconds = 0.1;
 };
 
 // The world communicator of the chosen backend. kMpi and kNccl need init_mpi() first; kNccl
-// selects the CUDA device of the node-local rank and bootstraps NCCL with an MPI broadcast.
+// selects the CUDA device of the node-local rank and bootstraps NCCL with an MPI broadcast. With
+// more than one rank, kMpi and kNccl start the process's watchdog (comm/watchdog.h), which lives
+// as long as the communicator.
 std::unique_ptr<Communicator> make_world_communicator(Backend backend,
                                                       const CommOptions& options = {});
 

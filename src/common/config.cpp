@@ -483,9 +483,15 @@ const std::vector<KeySpec>& key_table() {
                  "Log level; at debug and below every rank logs, with an [r/size] prefix."),
       int_key("grad_bucket_mb", &Config::grad_bucket_mb, 1, 4096,
               "Size in MiB of each bucket of the data-parallel gradient all-reduce."),
-      real_key("nccl_timeout", &Config::nccl_timeout, 0.0, 1e7, true, false,
-               "backend nccl: seconds a collective may stay pending before NCCL and the job are "
-               "aborted (an asynchronous NCCL error aborts at once)."),
+      real_key("comm_timeout", &Config::comm_timeout, 0.0, 1e7, false, false,
+               "Seconds a collective (MPI or NCCL) may stay pending before the job ends with exit "
+               "status 4, naming it and the ranks that had not arrived (a rank died or stopped, a "
+               "link is down); 0 turns the watchdog off (docs/errors.md)."),
+      real_key("nccl_timeout", &Config::comm_timeout, 0.0, 1e7, false, false,
+               "Former name of comm_timeout, still read (the same value)."),
+      real_key("save_timeout", &Config::save_timeout, 0.0, 1e7, true, false,
+               "Seconds a checkpoint save or load may take before the job ends with exit status "
+               "1 and the partial file is removed (a full disk, a stuck filesystem, a lost rank)."),
       bool_key("sync_phases", &Config::sync_phases,
                "Wait for the device at every phase boundary (profiling; slows a GPU run; no "
                "effect on the CPU). Without it a GPU's phases are timed by events on its stream, "

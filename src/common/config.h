@@ -84,7 +84,8 @@ struct Config {
   int64_t num_threads = 0;  // 0: cores per node / ranks per node
   std::string log_level = "info";
   int64_t grad_bucket_mb = 25;
-  double nccl_timeout = 600.0;  // seconds
+  double comm_timeout = 600.0;   // seconds; 0: no watchdog
+  double save_timeout = 1800.0;  // seconds
   bool sync_phases = false;
   int64_t val_pairs = 3000;
   std::string eval_net = "probe";

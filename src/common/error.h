@@ -13,6 +13,9 @@ inline constexpr int kExitFailure = 1;  // a runtime error: bad data, I/O, a fai
 inline constexpr int kExitUsage = 2;    // a configuration or command-line error
 inline constexpr int kExitSavedOnSignal =
     3;  // stopped on SIGUSR1/SIGTERM after saving a checkpoint
+// The job stalled: a collective pending past comm_timeout (a rank died or stopped, a link is
+// down), or a rank stuck in one after a stop signal; nothing was saved since the last checkpoint.
+inline constexpr int kExitStalled = 4;
 
 // Base of every error ffc throws on purpose. The message is meant for the user: it names the
 // file, the position and what to do.

@@ -9,6 +9,7 @@
 
 #include "ckpt/checkpoint.h"
 #include "ckpt/input_norm_h5.h"
+#include "comm/watchdog.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/version.h"
@@ -115,6 +116,22 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
   comm::Communicator& comm = *s.comm;
   const Config& config = *s.config;
   const std::string dir = checkpoint_dir(config);
+  const std::string name = ckpt::checkpoint_file_name(step);
+  const std::string tmp = dir + "/." + name + ".partial";
+  // The whole save is watched: past save_timeout (a disk that fills while HDF5 writes, a stuck
+  // filesystem, a rank lost in the middle) the job ends with status 1; rank 0 removes the partial
+  // file first, so `latest` and the earlier checkpoints are what a resume finds.
+  const bool first_rank = comm.rank() == 0;
+  comm::WatchedPhase watched("checkpoint save at step " + std::to_string(step), config.save_timeout,
+                             kExitFailure, [first_rank, tmp, dir] {
+                               if (first_rank) {
+                                 std::error_code ec;
+                                 std::filesystem::remove(tmp, ec);
+                                 spdlog::error(
+                                     "removed the partial checkpoint {}; `latest` still names {}",
+                                     tmp, ckpt::latest_checkpoint(dir).value_or("no checkpoint"));
+                               }
+                             });
   if (comm.rank() == 0) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
@@ -132,18 +149,9 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
                       " and `latest` are left as they are");
   }
   const auto start = std::chrono::steady_clock::now();
-  const std::string name = ckpt::checkpoint_file_name(step);
-  const std::string tmp = dir + "/." + name + ".partial";
-  // Room first: the previous checkpoint's size is the next one's (the state's shapes do not
-  // change). A save that cannot fit is refused before it starts, because a collective write that
-  // runs out of space fails on some ranks only, and HDF5 then waits forever in its own
-  // collectives (chunk allocation) on the others.
-  std::string failure = comm.rank() == 0 ? space_problem(dir) : std::string();
-  try {
-    if (comm::any_rank(comm, !failure.empty())) {
-      throw IoError(failure.empty() ? std::string("rank 0 found no room") : failure);
-    }
-    ckpt::CheckpointWriter w(tmp, comm);
+  // Everything the file holds, in order: run once to count what the save needs on disk, then to
+  // write it.
+  const auto write_state = [&](ckpt::CheckpointWriter& w) {
     const int64_t spe = s.planner->steps_per_epoch();
     w.attribute("step", step);
     w.attribute("epoch", step / spe);
@@ -182,6 +190,22 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
     }
     s.method->save_state(w);
     w.bytes("metrics/last", s.last_metrics);
+  };
+  // Room first: the previous checkpoint's size is the next one's (the state's shapes do not
+  // change). A save that cannot fit is refused before it starts, and the file then reserves the
+  // disk it needs before the first collective write: a collective write that runs out of space
+  // fails on some ranks only, and HDF5 then waits forever in its own collectives (chunk
+  // allocation) on the others.
+  std::string failure = comm.rank() == 0 ? space_problem(dir) : std::string();
+  try {
+    if (comm::any_rank(comm, !failure.empty())) {
+      throw IoError(failure.empty() ? std::string("rank 0 found no room") : failure);
+    }
+    ckpt::CheckpointWriter count{ckpt::CheckpointWriter::CountOnly{}};
+    write_state(count);
+    ckpt::CheckpointWriter w(tmp, comm);
+    w.reserve(count.needed_bytes());
+    write_state(w);
     w.close();
     if (w.fell_back_to_independent()) {
       spdlog::warn("checkpoint {}: some collective writes ran as independent I/O", name);
@@ -344,6 +368,8 @@ int64_t resume_training(const TrainingState& s, const std::string& resume) {
     return 0;
   }
   for (const auto& path : candidates) {
+    // Reading is watched like saving: a stuck filesystem or a lost rank ends the job.
+    comm::WatchedPhase watched("checkpoint load of " + path, s.config->save_timeout, kExitFailure);
     // Rank 0 reads the whole file first (every checksum) so that all ranks decide together
     // whether to load it: a rank failing alone in the middle of a collective read would leave
     // the others waiting.

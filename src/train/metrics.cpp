@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "comm/watchdog.h"
 #include "common/error.h"
 
 namespace ffc::train {
@@ -43,6 +44,7 @@ void PhaseTimer::start(Phase p) {
   end_host_phase();
   current_ = static_cast<int>(p);
   since_ = Clock::now();
+  comm::watch_stage(phase_name(p));  // where a stalled collective was, in the watchdog's message
   if (marks_) {
     marks_->mark(current_);  // ends the previous phase on the device too
   }

@@ -14,6 +14,7 @@
 #include "comm/device.h"
 #include "comm/grad_allreduce.h"
 #include "comm/timed_communicator.h"
+#include "comm/watchdog.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/memory.h"
@@ -484,6 +485,7 @@ void Trainer::setup_optimiser() {
   for (const std::string& h : comm::host_layout(comm_)) {
     state_.hosts += (state_.hosts.empty() ? "" : " ") + h;
   }
+  comm::enable_watchdog_reports(comm_, config_.output + "/watchdog");
 }
 
 std::string Trainer::last_good_checkpoint() const {
@@ -573,6 +575,7 @@ TrainResult Trainer::run() {
   int64_t saved_at = -1;
   window_ = std::make_unique<ProgressWindow>(config_, comm_.size(), end_, sched_.steps_per_epoch);
   for (int64_t s = first_step; s < end_; ++s) {
+    comm::watch_step(s + 1);  // counted from 1, as the progress lines
     StepStats stats;
     double lr = 0;
     const Outcome outcome = step(s, stats, lr);

@@ -6,7 +6,11 @@
 #   2. a full disk (a tmpfs of a few MiB) at the second save, at 1 and 2 ranks: exit status 1 (not
 #      a crash, not a hang), no partial file, the earlier checkpoint intact and named by
 #      `latest`, and `--resume auto` continues from it once there is room;
-#   3. a high logit scale (1024) stays finite.
+#   3. the disk fills *during* a save, at 2 and 4 ranks (a filler process writes the tmpfs full as
+#      soon as the partial checkpoint file appears): no hang; exit status 1 with a message naming
+#      the save, no partial file, `latest` and its checkpoint intact, and the resume continues
+#      once the filler is gone;
+#   4. a high logit scale (1024) stays finite.
 # usage: fault_test.sh MPIEXEC FFC
 MPIEXEC=$1 FFC=$2
 source "$(dirname "$0")/common.sh"
@@ -71,9 +75,57 @@ for np in 1 2; do
   rm -rf "$run"
   mount -o remount,size=10m "$mnt"
 done
+
+# 3. The disk fills while a save is under way. The save reserves the disk it needs before its
+# first collective write, so a disk filled before the reservation fails the save while the ranks
+# can still agree, and one filled after it fails the next save's room check; HDF5's collective
+# writes never meet a full disk (where they could wait forever). save_timeout bounds what is
+# left. Either way: status 1, no partial file, `latest` intact.
+mount -o remount,size=24m "$mnt"
+for np in 2 4; do
+  run=$mnt/fill$np
+  rm -rf "$run" "$mnt/filler"
+  # Fill the filesystem as soon as the step-4 save has created its file.
+  (
+    for ((i = 0; i < 3000; ++i)); do
+      [ -e "$run/checkpoints/.step_000000004.h5.partial" ] && break
+      sleep 0.01
+    done
+    dd if=/dev/zero of="$mnt/filler" bs=64k status=none 2>/dev/null
+  ) &
+  filler=$!
+  start=$(date +%s)
+  train "$np" "$run" --set method=fc --set num_classes=16000 --set max_steps=8 \
+    --set save_every=2 --set save_keep=0 --set save_timeout=60
+  took=$(($(date +%s) - start))
+  wait "$filler"
+  show_log 3
+  [ "$rc" -eq 1 ] && echo "disk filled during a save at $np ranks: exit status 1 after $took s" ||
+    fail "disk filled during a save at $np ranks: exit status $rc, not 1"
+  # The save the filler struck (step 4) fails when it came before the reservation, else the next.
+  if grep -qE "checkpoint at step (4|6) could not be written \(.*(no room|No space)" "$tmp/last.log"; then
+    echo "  $(grep -oE "checkpoint at step [0-9]+ could not be written \([^;]*" "$tmp/last.log" | head -n 1 | cut -c1-160)"
+  elif grep -qE "checkpoint save at step (4|6) did not complete within" "$tmp/last.log"; then
+    echo "  $(grep -oE "checkpoint save at step [0-9]+ did not complete within [^(]*" "$tmp/last.log" | head -n 1)"
+  else
+    fail "disk filled at $np ranks: no message naming the save and the full disk"
+  fi
+  ls -a "$run/checkpoints" | grep -q partial && fail "disk filled at $np ranks: a partial file is left"
+  latest=$(cat "$run/checkpoints/latest")
+  "$FFC" ckpt verify "$run/checkpoints/$latest" >/dev/null ||
+    fail "disk filled at $np ranks: $latest (latest) does not verify"
+  rm -f "$mnt/filler"
+  train "$np" "$run" --set method=fc --set num_classes=16000 --set max_steps=8 \
+    --set save_every=2 --set save_keep=1 --resume auto
+  [ "$rc" -eq 0 ] || { show_log; fail "disk filled at $np ranks: the resume exited with $rc"; }
+  grep -q "resume: .*$latest at step" "$tmp/last.log" &&
+    echo "disk filled at $np ranks: resumed from $latest once there was room, and finished" ||
+    fail "disk filled at $np ranks: did not resume from $latest"
+  rm -rf "$run"
+done
 umount "$mnt"
 
-# 3. Scale 1024: no exponential overflows in rows without a CE term.
+# 4. Scale 1024: no exponential overflows in rows without a CE term.
 train 1 "$tmp/scale" --set method=ffc --set scale=1024 --set max_steps=6 --set save_last=false
 [ "$rc" -eq 0 ] && echo "scale 1024: trained" || { show_log; fail "scale 1024: exit status $rc"; }
 finish

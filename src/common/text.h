@@ -1,0 +1,14 @@
+#pragma once
+// Small text helpers shared by the messages of several layers.
+
+#include <string>
+#include <vector>
+
+namespace ffc {
+
+// "512 B", "3.4 KiB", "4.3 MiB", "1.2 GiB", ...
+std::string human_bytes(double bytes);
+// Sorted ranks as runs: {0, 1, 2, 5, 7, 8} -> "0-2,5,7-8".
+std::string rank_ranges(const std::vector<int>& sorted_ranks);
+
+}  // namespace ffc
