@@ -162,8 +162,13 @@ std::string Watchdog::arrivals_text(uint64_t seq) const {
     if (seq != kPhaseWait && f.count("seq") && f.at("seq") == std::to_string(seq)) {
       arrived.push_back(r);
     } else {
-      const std::string where =
-          f.count("phase") ? "in " + f.at("phase") : "in " + f.at("op") + " #" + f.at("seq");
+      std::string where;
+      if (f.count("phase")) {
+        where = "in " + f.at("phase");
+        std::replace(where.begin(), where.end(), '_', ' ');  // phases travel with _ for spaces
+      } else {
+        where = "in " + f.at("op") + " #" + f.at("seq");
+      }
       elsewhere["waiting " + where + " at step " + f.at("step")].push_back(r);
     }
   }

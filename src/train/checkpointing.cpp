@@ -106,6 +106,24 @@ std::string first_nonfinite_tensor(const TrainingState& s) {
   return {};
 }
 
+// Removes a partial checkpoint and the lock files MPI-IO may have left beside it
+// ("<name>-<id>.lock"), and says so once.
+void remove_partial_checkpoint(const std::string& tmp, const std::string& dir) {
+  std::error_code ec;
+  const bool removed = std::filesystem::remove(tmp, ec);
+  const std::string prefix = std::filesystem::path(tmp).filename().string() + "-";
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && name.size() > 5 && name.substr(name.size() - 5) == ".lock") {
+      std::filesystem::remove(e.path(), ec);
+    }
+  }
+  if (removed) {
+    spdlog::error("removed the partial checkpoint {}; `latest` still names {}", tmp,
+                  ckpt::latest_checkpoint(dir).value_or("no checkpoint"));
+  }
+}
+
 }  // namespace
 
 std::string checkpoint_dir(const Config& config) {
@@ -119,19 +137,11 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
   const std::string name = ckpt::checkpoint_file_name(step);
   const std::string tmp = dir + "/." + name + ".partial";
   // The whole save is watched: past save_timeout (a disk that fills while HDF5 writes, a stuck
-  // filesystem, a rank lost in the middle) the job ends with status 1; rank 0 removes the partial
-  // file first, so `latest` and the earlier checkpoints are what a resume finds.
-  const bool first_rank = comm.rank() == 0;
+  // filesystem, a rank lost in the middle) the job ends with status 1. The first rank whose
+  // watchdog gets there removes the partial file (and MPI-IO's lock files beside it) before the
+  // job goes down, so `latest` and the earlier checkpoints are what a resume finds.
   comm::WatchedPhase watched("checkpoint save at step " + std::to_string(step), config.save_timeout,
-                             kExitFailure, [first_rank, tmp, dir] {
-                               if (first_rank) {
-                                 std::error_code ec;
-                                 std::filesystem::remove(tmp, ec);
-                                 spdlog::error(
-                                     "removed the partial checkpoint {}; `latest` still names {}",
-                                     tmp, ckpt::latest_checkpoint(dir).value_or("no checkpoint"));
-                               }
-                             });
+                             kExitFailure, [tmp, dir] { remove_partial_checkpoint(tmp, dir); });
   if (comm.rank() == 0) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);

@@ -154,6 +154,7 @@ slurm_exit() {
   fi
   if [ -n "${SLURM_DIR:-}" ] && [ -d "$SLURM_DIR" ]; then
     if [ -n "${SLURM_KEEP:-}" ]; then
+      touch "$SLURM_DIR/.kept" # the watchdog leaves it too
       slurm_log "kept $SLURM_DIR"
     else
       rm -rf "$SLURM_DIR"
@@ -187,7 +188,7 @@ slurm_prepare() {
   # runner's timeout), it stops what the fixture started and removes the folder.
   setsid bash -c '
     while kill -0 '"$$"' 2>/dev/null; do sleep 2; done
-    [ -d "$1" ] || exit 0
+    [ -d "$1" ] && [ ! -e "$1/.kept" ] || exit 0
     source "$2"; SLURM_DIR=$1; export SLURM_CONF=$1/slurm.conf
     "$SLURM_STOP_FUNCTION"; rm -rf "$1"' watchdog "$S" "$(realpath "$fixture")" </dev/null \
     >/dev/null 2>&1 &
