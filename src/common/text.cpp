@@ -4,15 +4,15 @@
 
 namespace ffc {
 
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+std::string human_bytes(double bytes, int decimals) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   int u = 0;
-  while (bytes >= 1024 && u < 4) {
+  while (bytes >= 1024 && u < 5) {
     bytes /= 1024;
     ++u;
   }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%.*f %s", u == 0 ? 0 : decimals, bytes, units[u]);
   return buf;
 }
 

@@ -6,8 +6,8 @@
 
 namespace ffc {
 
-// "512 B", "3.4 KiB", "4.3 MiB", "1.2 GiB", ...
-std::string human_bytes(double bytes);
+// "512 B", "3.4 KiB", "4.3 MiB", "1.2 GiB", ... with `decimals` digits after the point.
+std::string human_bytes(double bytes, int decimals = 1);
 // Sorted ranks as runs: {0, 1, 2, 5, 7, 8} -> "0-2,5,7-8".
 std::string rank_ranges(const std::vector<int>& sorted_ranks);
 

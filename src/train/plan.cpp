@@ -10,22 +10,11 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "model/info.h"
 
 namespace ffc::train {
 namespace {
-
-std::string human(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 5) {
-    bytes /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
-  return buf;
-}
 
 // Backbone facts, measured once per network and image size.
 model::ModelInfo backbone_info(const std::string& network, int64_t embedding, int64_t image) {
@@ -92,7 +81,7 @@ Plan make_plan(const PlanInput& in) {
   p.items.push_back({"activations kept for backward",
                      held_images * static_cast<double>(info.activation_bytes_per_image),
                      std::to_string(static_cast<int64_t>(held_images)) + " images x " +
-                         human(static_cast<double>(info.activation_bytes_per_image))});
+                         human_bytes(static_cast<double>(info.activation_bytes_per_image), 2)});
 
   const double local = std::ceil(n / ranks);
   const double gathered = m == "ffc" ? (b + b / 2) * ranks : b * ranks;
@@ -162,16 +151,17 @@ std::string plan_text(const Plan& p) {
   for (const auto& item : p.items) {
     char line[256];
     std::snprintf(line, sizeof(line), "  %-44s %12s   %s\n", item.name.c_str(),
-                  human(item.bytes).c_str(), item.formula.c_str());
+                  human_bytes(item.bytes, 2).c_str(), item.formula.c_str());
     o << line;
   }
   char line[256];
-  std::snprintf(line, sizeof(line), "  %-44s %12s\n", "total", human(p.total_bytes).c_str());
+  std::snprintf(line, sizeof(line), "  %-44s %12s\n", "total",
+                human_bytes(p.total_bytes, 2).c_str());
   o << line;
   std::snprintf(line, sizeof(line), "\nhead: %.3g GFLOP per step per rank\n",
                 p.head_flops_per_step / 1e9);
   o << line;
-  o << "fits in " << human(p.memory_bytes) << ": " << (p.fits ? "yes" : "NO") << "\n";
+  o << "fits in " << human_bytes(p.memory_bytes, 2) << ": " << (p.fits ? "yes" : "NO") << "\n";
   return o.str();
 }
 
