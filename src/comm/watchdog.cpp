@@ -22,9 +22,17 @@ int64_t now_ns() {
       .count();
 }
 
+// A configured bound ("0.3 s", "600 s").
 std::string seconds_text(double s) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%g s", s);
+  return buf;
+}
+
+// A measured wait, to the second.
+std::string waited_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.0f s", s);
   return buf;
 }
 
@@ -163,13 +171,13 @@ std::string Watchdog::arrivals_text(uint64_t seq) const {
       arrived.push_back(r);
     } else {
       std::string where;
-      if (f.count("phase")) {
+      if (f.count("phase")) {  // the phase names its step
         where = "in " + f.at("phase");
         std::replace(where.begin(), where.end(), '_', ' ');  // phases travel with _ for spaces
       } else {
-        where = "in " + f.at("op") + " #" + f.at("seq");
+        where = "in " + f.at("op") + " #" + f.at("seq") + " at step " + f.at("step");
       }
-      elsewhere["waiting " + where + " at step " + f.at("step")].push_back(r);
+      elsewhere["waiting " + where].push_back(r);
     }
   }
   std::string out;
@@ -270,17 +278,18 @@ std::string Watchdog::check(Clock::time_point now, int& exit_code, std::function
   const uint64_t seq = seq_.load(std::memory_order_relaxed);
   const double now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
   const double waited = since != 0 ? now_s - static_cast<double>(since) * 1e-9 : 0;
-  const std::string collective = since != 0
-                                     ? collective_text(seq, op_.load(std::memory_order_relaxed),
-                                                       bytes_.load(std::memory_order_relaxed))
-                                     : std::string();
+  // The text only when there is a verdict: the thread polls ten times a second.
+  const auto collective = [&] {
+    return collective_text(seq, op_.load(std::memory_order_relaxed),
+                           bytes_.load(std::memory_order_relaxed));
+  };
   if (in_phase_) {
     const double in = std::chrono::duration<double>(now - phase_.since).count();
     if (in > phase_.timeout) {
       exit_code = phase_.exit_code;
       cleanup = phase_.cleanup;
       return phase_.what + " did not complete within " + seconds_text(phase_.timeout) +
-             (since != 0 ? " (waiting " + seconds_text(waited) + " in " + collective + ")" : "") +
+             (since != 0 ? " (waiting " + waited_text(waited) + " in " + collective() + ")" : "") +
              context_text() + arrivals_text(since != 0 ? seq : kPhaseWait);
     }
     return {};
@@ -290,7 +299,7 @@ std::string Watchdog::check(Clock::time_point now, int& exit_code, std::function
   }
   if (waited > options_.timeout_seconds) {
     exit_code = options_.exit_code;
-    return collective + " did not complete within " + seconds_text(options_.timeout_seconds) +
+    return collective() + " did not complete within " + seconds_text(options_.timeout_seconds) +
            " (comm_timeout)" + context_text() + arrivals_text(seq);
   }
   if (stop_signal_received()) {
@@ -301,8 +310,8 @@ std::string Watchdog::check(Clock::time_point now, int& exit_code, std::function
     const double since_signal = std::chrono::duration<double>(now - signal_seen_).count();
     if (std::min(waited, since_signal) > options_.stop_grace_seconds) {
       exit_code = options_.exit_code;
-      return "stopped by signal " + std::to_string(last_stop_signal()) + " while " + collective +
-             " was pending for " + seconds_text(waited) + ": its peers do not answer, so this " +
+      return "stopped by signal " + std::to_string(last_stop_signal()) + " while " + collective() +
+             " was pending for " + waited_text(waited) + ": its peers do not answer, so this " +
              "rank cannot save and leaves" + context_text() + arrivals_text(seq);
     }
   }
