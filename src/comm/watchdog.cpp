@@ -290,7 +290,7 @@ std::string Watchdog::check(Clock::time_point now, int& exit_code, std::function
       cleanup = phase_.cleanup;
       return phase_.what + " did not complete within " + seconds_text(phase_.timeout) +
              (since != 0 ? " (waiting " + waited_text(waited) + " in " + collective() + ")" : "") +
-             context_text() + arrivals_text(since != 0 ? seq : kPhaseWait);
+             context_text() + arrivals_text(kPhaseWait);  // the others report the phase
     }
     return {};
   }

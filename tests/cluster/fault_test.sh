@@ -163,7 +163,10 @@ for when in training saving; do
   echo "   the job's run ended after $took s"
   if [ "$when" = saving ]; then
     message "$name" "checkpoint save at step 20 did not complete within $SAVE_TIMEOUT s"
-    message "$name" "removed the partial checkpoint"
+    # The first rank whose watchdog gets there removes the partial file (verified below); here
+    # that may be a rank of the cut-off node, whose log cannot reach srun any more.
+    grep -q "removed the partial checkpoint" "$OUT/$name.out" &&
+      message "$name" "removed the partial checkpoint"
   else
     message "$name" "did not complete within $COMM_TIMEOUT s \(comm_timeout\)"
   fi

@@ -27,6 +27,8 @@ child() {
       sleep 0.2
     done
     echo running >"$2/ready"
+    # Until the test has seen the running cluster: then fail (HOW=fail) or wait to be killed.
+    for ((i = 0; i < 600; ++i)); do [ -e "$2/go" ] && break; sleep 0.1; done
     [ "$3" = fail ] && exit 1
     sleep 600' child "$here" "$tmp" "$1" </dev/null >"$tmp/child.log" 2>&1 &
   child_pid=$!
@@ -64,7 +66,7 @@ check() { # check WHAT SECONDS: nothing left within SECONDS
 }
 
 for how in fail kill; do
-  rm -f "$tmp"/{dir,netns,ready}
+  rm -f "$tmp"/{dir,netns,ready,go}
   child "$how"
   for ((i = 0; i < 300; ++i)); do
     [ -s "$tmp/ready" ] && break
@@ -81,6 +83,7 @@ for how in fail kill; do
     fail "$how: the running cluster is not seen (the check would pass vacuously)"
     left_behind | head -n 5
   fi
+  touch "$tmp/go"
   if [ "$how" = kill ]; then
     disown "$child_pid"
     kill -KILL "$child_pid"
