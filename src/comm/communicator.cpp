@@ -179,7 +179,8 @@ std::vector<std::string> all_host_names(Communicator& comm) {
   return out;
 }
 
-void enable_watchdog_reports(Communicator& comm, const std::string& dir) {
+void enable_watchdog_reports(Communicator& comm, const std::string& dir,
+                             const std::vector<std::string>& hosts) {
   Watchdog* dog = process_watchdog();
   if (dog == nullptr) {
     return;  // the same on every rank: the world has one rank, or the watchdog is off
@@ -190,8 +191,7 @@ void enable_watchdog_reports(Communicator& comm, const std::string& dir) {
       static_cast<int64_t>(std::chrono::system_clock::now().time_since_epoch().count() ^ getpid()),
       at::kLong);
   comm.host().broadcast(run, 0);
-  dog->set_reports(dir, comm.rank(), all_host_names(comm),
-                   static_cast<uint64_t>(run.item<int64_t>()));
+  dog->set_reports(dir, comm.rank(), hosts, static_cast<uint64_t>(run.item<int64_t>()));
 }
 
 std::vector<std::string> host_layout(Communicator& comm) {

@@ -90,8 +90,10 @@ std::vector<std::string> host_layout(Communicator& comm);
 // The same from every rank's host name, in rank order.
 std::vector<std::string> host_layout(const std::vector<std::string>& names);
 // Collective: lets the process's watchdog (if one runs) write its reports of stalled collectives
-// to `dir` (the run's output: a folder every rank sees) and name the ranks that had not arrived.
-void enable_watchdog_reports(Communicator& comm, const std::string& dir);
+// to `dir` (the run's output: a folder every rank sees) and name the ranks that had not arrived;
+// `hosts` is all_host_names(comm).
+void enable_watchdog_reports(Communicator& comm, const std::string& dir,
+                             const std::vector<std::string>& hosts);
 // The reduction of a scalar over ranks.
 double all_reduce_scalar(Communicator& comm, double value, ReduceOp op);
 

@@ -482,10 +482,12 @@ void Trainer::setup_optimiser() {
   state_.planner = planner_.get();
   state_.scaler = scaler_.get();
   state_.input_norm = norm_;
-  for (const std::string& h : comm::host_layout(comm_)) {
+  // Every rank's host, gathered once: for the checkpoints and for the watchdog's reports.
+  const std::vector<std::string> hosts = comm::all_host_names(comm_);
+  for (const std::string& h : comm::host_layout(hosts)) {
     state_.hosts += (state_.hosts.empty() ? "" : " ") + h;
   }
-  comm::enable_watchdog_reports(comm_, config_.output + "/watchdog");
+  comm::enable_watchdog_reports(comm_, config_.output + "/watchdog", hosts);
 }
 
 std::string Trainer::last_good_checkpoint() const {
