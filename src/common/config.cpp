@@ -443,6 +443,11 @@ const std::vector<KeySpec>& key_table() {
       int_key("num_epoch", &Config::num_epoch, 1, 1000000, "Number of training epochs."),
       int_key("warmup_epoch", &Config::warmup_epoch, 0, 1000000,
               "Epochs of linear learning-rate warm-up (must be < num_epoch)."),
+      choice_key("epoch_basis", &Config::epoch_basis, {"loader", "images"},
+                 "What an epoch of the schedule, the progress lines and num_epoch counts: loader: "
+                 "one pass of the method's loader; images: one pass over the images at "
+                 "batch_size per rank whatever the loader (every method the same steps: "
+                 "comparisons, ffc bench accuracy)."),
       choice_key("lr_schedule", &Config::lr_schedule, {"poly", "multistep"},
                  "poly: linear decay to 0 after warm-up (insightface); multistep: x0.1 at each of "
                  "lr_steps (the FFC authors)."),
@@ -477,6 +482,9 @@ const std::vector<KeySpec>& key_table() {
               "Seed of every random stream; a fixed seed makes a run repeatable."),
       int_key("frequent", &Config::frequent, 1, kMaxInt, "Steps between progress lines."),
       int_key("verbose", &Config::verbose, 1, kMaxInt, "Steps between evaluations."),
+      bool_key("eval_every_epoch", &Config::eval_every_epoch,
+               "Also evaluate at the end of every epoch of the schedule (epoch_basis), for "
+               "accuracy against epochs (ffc bench accuracy)."),
       int_key("num_threads", &Config::num_threads, 0, 4096,
               "Compute threads per rank; 0: cores per node / ranks per node (docs/config.md)."),
       choice_key("log_level", &Config::log_level, {"trace", "debug", "info", "warn", "error"},

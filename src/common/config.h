@@ -63,6 +63,7 @@ struct Config {
   double weight_decay = 5e-4;
   int64_t num_epoch = 20;
   int64_t warmup_epoch = 0;
+  std::string epoch_basis = "loader";  // what one epoch of the schedule is (docs/training.md)
   std::string lr_schedule = "poly";
   std::vector<int64_t> lr_steps = {8, 14, 17};
   bool nesterov = false;
@@ -81,6 +82,7 @@ struct Config {
   int64_t seed = 2048;
   int64_t frequent = 10;
   int64_t verbose = 2000;
+  bool eval_every_epoch = false;  // also evaluate at the end of every epoch
   int64_t num_threads = 0;  // 0: cores per node / ranks per node
   std::string log_level = "info";
   int64_t grad_bucket_mb = 25;

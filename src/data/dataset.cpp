@@ -91,8 +91,9 @@ std::shared_ptr<const ImageSource> open_dataset(const Config& config) {
   return source;
 }
 
-std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const ImageSource& source,
-                                                 int rank, int world) {
+namespace {
+
+PlannerOptions planner_options(const Config& config, int rank, int world) {
   PlannerOptions options;
   options.batch_size = config.batch_size;
   options.seed = static_cast<uint64_t>(config.seed);
@@ -102,6 +103,14 @@ std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const Ima
   if (config.read_order == "block") {
     options.order = {config.read_block, config.read_window};
   }
+  return options;
+}
+
+}  // namespace
+
+std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const ImageSource& source,
+                                                 int rank, int world) {
+  const PlannerOptions options = planner_options(config, rank, world);
   if (config.method == "ffc") {
     return std::make_shared<DualPlanner>(source, options, parse_dual_mode(config.loader_mode));
   }
@@ -110,6 +119,14 @@ std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const Ima
                                                  static_cast<int>(config.images_per_identity));
   }
   return std::make_shared<InstancePlanner>(source, options);
+}
+
+int64_t schedule_steps_per_epoch(const Config& config, const ImageSource& source,
+                                 const BatchPlanner& planner, int rank, int world) {
+  if (config.epoch_basis == "images") {
+    return InstancePlanner(source, planner_options(config, rank, world)).steps_per_epoch();
+  }
+  return planner.steps_per_epoch();
 }
 
 }  // namespace ffc::data

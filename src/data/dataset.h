@@ -28,4 +28,10 @@ std::shared_ptr<const ImageSource> open_dataset(const Config& config);
 std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const ImageSource& source,
                                                  int rank, int world);
 
+// Steps of one epoch of the learning-rate schedule (epoch_basis): the planner's own pass, or
+// (images) one pass over the images at batch_size per rank whatever the method's loader, so
+// that every method gets the same steps.
+int64_t schedule_steps_per_epoch(const Config& config, const ImageSource& source,
+                                 const BatchPlanner& planner, int rank, int world);
+
 }  // namespace ffc::data

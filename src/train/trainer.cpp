@@ -94,8 +94,11 @@ InputNorm run_input_norm(const Config& config) {
   return norm;
 }
 
+// `epoch` (fractional, of the schedule's epochs) and `train_s` (seconds of training so far, the
+// evaluations left out) go into every record, for curves against epoch and time.
 void evaluate(const Config& config, const InputNorm& norm, Method& method, model::Backbone& probe,
-              comm::Communicator& comm, int64_t step, MetricsWriter& metrics, TrainResult& result) {
+              comm::Communicator& comm, int64_t step, double epoch, double train_s,
+              MetricsWriter& metrics, TrainResult& result) {
   const bool synthetic = config.rec == "synthetic";
   if (config.val_targets.empty() &&
       (!synthetic || (config.val_pairs <= 0 && config.val_identities <= 0))) {
@@ -115,6 +118,8 @@ void evaluate(const Config& config, const InputNorm& norm, Method& method, model
       [&](const nlohmann::ordered_json& record) {
         nlohmann::ordered_json rec = record;
         rec["net"] = config.eval_net;
+        rec["epoch"] = epoch;
+        rec["train_s"] = train_s;
         metrics.write(rec);
       },
       norm);
@@ -308,6 +313,13 @@ class ProgressWindow {
     return std::chrono::duration<double>(Clock::now() - run_start_).count();
   }
 
+  // Seconds spent outside training (an evaluation) leave the window's rate and train_seconds.
+  void exclude(double seconds) {
+    start_ += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    excluded_ += seconds;
+  }
+  double train_seconds() const { return elapsed() - excluded_; }
+
  private:
   using Clock = std::chrono::steady_clock;
   const Config& config_;
@@ -316,6 +328,7 @@ class ProgressWindow {
   int64_t steps_per_epoch_;
   Clock::time_point start_;
   Clock::time_point run_start_;
+  double excluded_ = 0;
   int64_t steps_ = 0;
   int64_t probe_ = 0;
   int64_t gallery_ = 0;
@@ -351,6 +364,9 @@ class Trainer {
   TrainResult run();
 
  private:
+  // Evaluates after `step` (every `verbose` steps and at the end), its time left out of the
+  // progress windows' rates and of train_s.
+  void evaluate_now(int64_t step, TrainResult& result);
   enum class Outcome { kApplied, kSkipped, kStop };
   Outcome step(int64_t step, StepStats& stats, double& lr);
   void setup_data();
@@ -464,14 +480,16 @@ void Trainer::setup_optimiser() {
       std::make_unique<comm::GradientAllReducer>(sgd_->params(), config_.grad_bucket_mb << 20);
   sched_.kind = config_.lr_schedule;
   sched_.base_lr = config_.lr;
-  sched_.steps_per_epoch = planner_->steps_per_epoch();
+  sched_.steps_per_epoch =
+      data::schedule_steps_per_epoch(config_, *source_, *planner_, comm_.rank(), comm_.size());
   sched_.total_steps = config_.num_epoch * sched_.steps_per_epoch;
   sched_.warmup_steps = config_.warmup_epoch * sched_.steps_per_epoch;
   sched_.milestones_epochs = config_.lr_steps;
   end_ =
       config_.max_steps > 0 ? std::min(config_.max_steps, sched_.total_steps) : sched_.total_steps;
-  spdlog::info("schedule: {} epochs x {} steps = {} steps{}, lr {} ({}), batch {} per rank",
-               config_.num_epoch, sched_.steps_per_epoch, sched_.total_steps,
+  spdlog::info("schedule: {} epochs x {} steps{} = {} steps{}, lr {} ({}), batch {} per rank",
+               config_.num_epoch, sched_.steps_per_epoch,
+               config_.epoch_basis == "images" ? " (epoch_basis images)" : "", sched_.total_steps,
                end_ < sched_.total_steps ? " (stopping at " + std::to_string(end_) + ")" : "",
                config_.lr, config_.lr_schedule, config_.batch_size);
   state_.config = &config_;
@@ -570,6 +588,15 @@ Trainer::Outcome Trainer::step(int64_t step, StepStats& stats, double& lr) {
   return health_.stop ? Outcome::kStop : outcome;
 }
 
+void Trainer::evaluate_now(int64_t step, TrainResult& result) {
+  const auto t0 = std::chrono::steady_clock::now();
+  evaluate(config_, norm_, *method_, *probe_, comm_, step,
+           static_cast<double>(step) / static_cast<double>(sched_.steps_per_epoch),
+           window_->train_seconds(), metrics_, result);
+  window_->exclude(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
 TrainResult Trainer::run() {
   const int64_t first_step = resume_training(state_, resume_);
   TrainResult result;
@@ -599,9 +626,11 @@ TrainResult Trainer::run() {
       save_checkpoint(state_, s + 1);
       saved_at = s + 1;
     }
-    // Evaluation every `verbose` steps (and at the end, below).
-    if (config_.verbose > 0 && (s + 1) % config_.verbose == 0 && s + 1 < end_) {
-      evaluate(config_, norm_, *method_, *probe_, comm_, s + 1, metrics_, result);
+    // Evaluation every `verbose` steps, at the end of every epoch with eval_every_epoch, and at
+    // the end (below).
+    const bool epoch_end = config_.eval_every_epoch && (s + 1) % sched_.steps_per_epoch == 0;
+    if ((epoch_end || (config_.verbose > 0 && (s + 1) % config_.verbose == 0)) && s + 1 < end_) {
+      evaluate_now(s + 1, result);
     }
     // SIGUSR1/SIGTERM on any rank: all ranks stop here, at the same step, save and exit with
     // status 3 (job scripts requeue on it).
@@ -618,7 +647,7 @@ TrainResult Trainer::run() {
   if (config_.save_last && saved_at != result.steps) {
     save_checkpoint(state_, result.steps);
   }
-  evaluate(config_, norm_, *method_, *probe_, comm_, result.steps, metrics_, result);
+  evaluate_now(result.steps, result);
   spdlog::info("done: {} steps in {}; log {}/train.log, metrics {}/metrics.jsonl", result.steps,
                format_duration(window_->elapsed()), config_.output, config_.output);
   return result;
