@@ -21,6 +21,12 @@
         is not "ok" ("does not fit", "failed ...") are left out. A folder stands for every
         scaling.csv below it.
 
+    ffc_plot.py accuracy CSV [--out accuracy-curves.png]
+        CSV: `ffc bench accuracy` results (accuracy.csv: one row per run and evaluation), or the
+        folder holding it. Held-out verification accuracy against the epoch and against the
+        minutes of training (evaluations left out), and TAR@FAR=1e-3 against the epoch: one
+        colour per configuration, one line per seed.
+
 Needs Debian's python3-matplotlib (and python3-numpy; python3-h5py for the pool's histogram).
 Use /usr/bin/python3. Plots are drawn with the Agg backend: no display is needed.
 """
@@ -340,6 +346,63 @@ def plot_scaling(args):
     save(fig, args.out)
 
 
+def read_accuracy(path):
+    if os.path.isdir(path):
+        path = os.path.join(path, "accuracy.csv")
+    if not os.path.exists(path):
+        fail(f"{path}: no such file (ffc bench accuracy writes accuracy.csv in its --out folder)")
+    runs = collections.OrderedDict()
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        need = {"config", "seed", "run", "epoch", "train_s", "heldout_accuracy", "tar_far_1e-3"}
+        missing = need - set(reader.fieldnames or [])
+        if missing:
+            fail(f"{path}: no column(s) {', '.join(sorted(missing))}")
+        for r in reader:
+            def num(key):
+                try:
+                    return float(r[key])
+                except (TypeError, ValueError):
+                    return math.nan
+            run = runs.setdefault(r["run"], {"config": r["config"], "seed": r["seed"],
+                                             "epoch": [], "minutes": [], "accuracy": [],
+                                             "tar": []})
+            run["epoch"].append(num("epoch"))
+            run["minutes"].append(num("train_s") / 60)
+            run["accuracy"].append(num("heldout_accuracy"))
+            run["tar"].append(num("tar_far_1e-3"))
+    if not runs:
+        fail(f"{path}: no evaluations")
+    return runs
+
+
+def plot_accuracy(args):
+    runs = read_accuracy(args.csv)
+    configs = list(collections.OrderedDict((r["config"], None) for r in runs.values()))
+    colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(configs)}
+    styles = ["-", "--", ":", "-."]
+    seeds_seen = collections.defaultdict(list)
+    fig, (ax_epoch, ax_time, ax_tar) = plt.subplots(1, 3, figsize=(17, 5))
+    for run in runs.values():
+        seeds = seeds_seen[run["config"]]
+        seeds.append(run["seed"])
+        style = styles[(len(seeds) - 1) % len(styles)]
+        label = run["config"] if len(seeds) == 1 else None
+        kw = dict(color=colours[run["config"]], linestyle=style, marker="o", markersize=3)
+        ax_epoch.plot(run["epoch"], run["accuracy"], label=label, **kw)
+        ax_time.plot(run["minutes"], run["accuracy"], label=label, **kw)
+        ax_tar.plot(run["epoch"], run["tar"], label=label, **kw)
+    ax_epoch.set(title="held-out accuracy by epoch", xlabel="epoch", ylabel="accuracy (10-fold)")
+    ax_time.set(title="held-out accuracy by training time", xlabel="minutes of training",
+                ylabel="accuracy (10-fold)")
+    ax_tar.set(title="held-out TAR@FAR=1e-3 by epoch", xlabel="epoch", ylabel="TAR")
+    for ax in (ax_epoch, ax_time, ax_tar):
+        ax.grid(True, alpha=0.3)
+    ax_epoch.legend(fontsize="small", title="run (line style: seed)", title_fontsize="small")
+    fig.tight_layout()
+    save(fig, args.out)
+
+
 def save(fig, out):
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
@@ -367,6 +430,11 @@ def main(argv=None):
     p.add_argument("csv", nargs="+", metavar="CSV", help="scaling.csv files or folders")
     p.add_argument("--out", default="scaling.png", help="PNG to write (default scaling.png)")
     p.set_defaults(func=plot_scaling)
+    p = sub.add_parser("accuracy", help="held-out accuracy by epoch and time from bench accuracy")
+    p.add_argument("csv", metavar="CSV", help="accuracy.csv or the folder holding it")
+    p.add_argument("--out", default="accuracy-curves.png",
+                   help="PNG to write (default accuracy-curves.png)")
+    p.set_defaults(func=plot_accuracy)
     args = parser.parse_args(argv)
     args.func(args)
     return 0

@@ -127,13 +127,23 @@ struct BenchScalingCommand {
 int run_bench_scaling(const BenchScalingCommand& cmd);
 struct BenchAccuracyCommand {
   BenchCommon common;
-  std::vector<std::string> runs = {"fc", "pfc", "vfc", "ffc:instance", "ffc:identity", "ffc"};
-  int64_t classes = 100000;
+  // METHOD[@POOL%][:LOADER]: FFC's pool as a share of N, its loaders (both, instance, identity;
+  // one alone is the ablation, run with ablation_seeds).
+  std::vector<std::string> runs = {"fc",      "pfc",
+                                   "vfc",     "ffc@1%",
+                                   "ffc@10%", "ffc@10%:instance",
+                                   "ffc@10%:identity"};
+  int64_t classes = 10000;
+  double difficulty = 1.0;  // synthetic_difficulty
   int ranks = 2;
-  int64_t steps = 1500;
-  int64_t epochs = 1000;  // the schedule's length in epochs (poly decay over it)
+  int64_t epochs = 8;
+  int64_t warmup_epochs = 1;
+  double lr = 0.1;
+  std::vector<int64_t> seeds = {2048, 2049};
+  std::vector<int64_t> ablation_seeds = {2048};
+  double converged = 0.005;  // held-out accuracy moved less over the last two evaluations
   int64_t val_pairs = 6000;
-  int64_t val_identities = 500;
+  int64_t val_identities = 300;
 };
 int run_bench_accuracy(const BenchAccuracyCommand& cmd);
 

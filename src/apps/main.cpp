@@ -144,19 +144,37 @@ void add_bench_commands(CLI::App& app, Action& action) {
       ->capture_default_str();
   sub->callback([&action, scaling] { action = [scaling] { return run_bench_scaling(*scaling); }; });
   auto accuracy = std::make_shared<BenchAccuracyCommand>();
+  accuracy->common.batch = 32;  // the published report's batch (docs/benchmarks.md)
   sub = bench->add_subcommand(
       "accuracy",
-      "the same backbone and steps for each method (and FFC's loader ablation) on procedural "
-      "long-tailed identities: held-out verification and the long-tail buckets");
+      "every method trained to the end of one schedule (epochs, warm-up, poly decay), "
+      "evaluated every epoch on held-out and trained identities, seeds as mean and range, "
+      "FFC's loader ablation; Markdown, JSON and CSV (curves: tools/ffc_plot.py accuracy)");
   add_bench_common(sub, accuracy->common);
   sub->add_option("--runs", accuracy->runs,
-                  "METHOD[:LOADER_MODE] each (loader: both, instance, "
-                  "identity)")
+                  "METHOD[@POOL%][:LOADER] each: fc, pfc, vfc, ffc; FFC's pool as a share of N "
+                  "(default 1% of N); a loader (instance or identity) alone is the ablation")
       ->delimiter(',');
   sub->add_option("--classes", accuracy->classes, "Identities N")->capture_default_str();
+  sub->add_option("--difficulty", accuracy->difficulty,
+                  "synthetic_difficulty of the procedural identities (0 to 1)")
+      ->capture_default_str();
   sub->add_option("--ranks", accuracy->ranks, "Ranks of every run")->capture_default_str();
-  sub->add_option("--steps", accuracy->steps, "Steps of every run")->capture_default_str();
-  sub->add_option("--epochs", accuracy->epochs, "Schedule length in epochs")->capture_default_str();
+  sub->add_option("--epochs", accuracy->epochs, "Epochs of the schedule (every run to its end)")
+      ->capture_default_str();
+  sub->add_option("--warmup-epochs", accuracy->warmup_epochs, "Epochs of linear warm-up")
+      ->capture_default_str();
+  sub->add_option("--lr", accuracy->lr, "Base learning rate")->capture_default_str();
+  sub->add_option("--seeds", accuracy->seeds, "Seeds of the main runs")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--ablation-seeds", accuracy->ablation_seeds,
+                  "Seeds of the loader-ablation runs")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--converged", accuracy->converged,
+                  "Converged: the held-out accuracy of the last two evaluations differs by less")
+      ->capture_default_str();
   sub->add_option("--val-pairs", accuracy->val_pairs, "Held-out verification pairs")
       ->capture_default_str();
   sub->add_option("--val-identities", accuracy->val_identities, "Identities per long-tail bucket")
