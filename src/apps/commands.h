@@ -44,6 +44,12 @@ struct PlanCommand {
   int64_t image_size = 0;
   double memory_gib = 0;
   bool json = false;
+  // --cluster: the step-time model on named hardware (train/cluster_plan.h).
+  std::string cluster;       // GPU[,key=value...], or "list"
+  std::string cluster_file;  // presets instead of the built-in ones
+  std::string impl = "ffc";  // ffc or insightface (arcface_torch's partial_fc.py, 2021)
+  std::vector<std::string> methods;  // with --cluster; empty: --method if given, else all
+  bool method_given = false;
 };
 int run_plan(const PlanCommand& cmd);
 

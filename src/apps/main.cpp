@@ -78,10 +78,10 @@ void add_plan_command(CLI::App& app, Action& action) {
       "plan",
       "Memory per rank (backbone, head, logits, pool) and head FLOPs of a method at a "
       "scale, and whether it fits (docs/plan.md)");
-  sub->add_option("--method", cmd->method, "fc, pfc, vfc, ffc or backbone (no head)")
-      ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc", "backbone"}))
-      ->capture_default_str();
-  sub->add_option("--num-classes", cmd->num_classes, "Identities N")->required();
+  auto* method = sub->add_option("--method", cmd->method, "fc, pfc, vfc, ffc or backbone (no head)")
+                     ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc", "backbone"}))
+                     ->capture_default_str();
+  auto* classes = sub->add_option("--num-classes", cmd->num_classes, "Identities N");
   sub->add_option("--embedding", cmd->embedding, "Embedding size D")->capture_default_str();
   sub->add_option("--batch", cmd->batch, "Batch per rank (FFC: identity items)")
       ->capture_default_str();
@@ -97,7 +97,28 @@ void add_plan_command(CLI::App& app, Action& action) {
   sub->add_option("--memory-gib", cmd->memory_gib,
                   "Memory per rank to fit in, GiB; 0: this machine's memory");
   sub->add_flag("--json", cmd->json, "Print JSON");
-  sub->callback([&action, cmd] { action = [cmd] { return run_plan(*cmd); }; });
+  sub->add_option("--cluster", cmd->cluster,
+                  "GPU[,key=value...]: step time, images/s, communication and memory per GPU on "
+                  "this hardware (e.g. h100-80gb,nodes=8,net=ib-ndr); list: the presets");
+  sub->add_option("--cluster-file", cmd->cluster_file,
+                  "Presets file instead of the built-in inputs/clusters.json");
+  sub->add_option("--impl", cmd->impl,
+                  "--cluster: the implementation modelled: ffc, or insightface (arcface_torch's "
+                  "partial_fc.py of its published speed table)")
+      ->check(CLI::IsMember({"ffc", "insightface"}))
+      ->capture_default_str();
+  sub->add_option("--methods", cmd->methods,
+                  "--cluster: methods to plan (default: --method if given, else fc,pfc,vfc,ffc,"
+                  "backbone)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc", "backbone"}));
+  sub->callback([&action, cmd, method, classes] {
+    cmd->method_given = method->count() > 0;
+    if (cmd->cluster != "list" && classes->count() == 0) {
+      throw CLI::RequiredError("--num-classes");
+    }
+    action = [cmd] { return run_plan(*cmd); };
+  });
 }
 
 void add_bench_common(CLI::App* sub, BenchCommon& c) {

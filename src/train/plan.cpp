@@ -68,6 +68,8 @@ Plan make_plan(const PlanInput& in) {
   const double ranks = in.ranks;
   const model::ModelInfo info = backbone_info(in.network, in.embedding, in.image_size);
   p.backbone_parameters = info.parameters;
+  p.backbone_flops_per_image = static_cast<double>(info.flops_per_image);
+  p.activation_bytes_per_image = static_cast<double>(info.activation_bytes_per_image);
   const double params = static_cast<double>(info.parameters);
 
   // Backbone: weights, gradients, momentum; FFC adds the gallery net's weights.
