@@ -48,6 +48,16 @@ std::string known_keys(const Json& sec) {
   return out;
 }
 
+// The network presets a multi-node job can use (not "none").
+std::string replace_none(std::string keys) {
+  const std::string none = "none, ";
+  const size_t at = keys.find(none);
+  if (at != std::string::npos) {
+    keys.erase(at, none.size());
+  }
+  return keys;
+}
+
 double number(const std::string& key, const std::string& text) {
   try {
     size_t used = 0;
@@ -197,8 +207,8 @@ ClusterSpec parse_cluster(const std::string& spec, const Json& presets) {
   }
   if (c.nodes > 1 && (!net_given && c.net_gbits <= 0)) {
     throw ConfigError("--cluster " + spec + ": " + std::to_string(c.nodes) +
-                      " nodes need a network between them: add net=" +
-                      known_keys(section(presets, "networks")));
+                      " nodes need a network between them: add net=one of " +
+                      replace_none(known_keys(section(presets, "networks"))));
   }
   if (c.nodes > 1 && c.net_gbits <= 0) {
     throw ConfigError("--cluster " + spec + ": net " + c.net + " has no bandwidth for " +
