@@ -55,11 +55,13 @@ RunKind parse_run(const std::string& spec) {
       k.pool_percent = -1;
     }
     if (!(k.pool_percent > 0 && k.pool_percent <= 100)) {
-      throw ConfigError("--runs " + spec + ": the pool after '@' must be a share of N in (0, 100]%, "
+      throw ConfigError("--runs " + spec +
+                        ": the pool after '@' must be a share of N in (0, 100]%, "
                         "e.g. ffc@10%");
     }
   }
-  const bool known = k.method == "fc" || k.method == "pfc" || k.method == "vfc" || k.method == "ffc";
+  const bool known =
+      k.method == "fc" || k.method == "pfc" || k.method == "vfc" || k.method == "ffc";
   if (!known) {
     throw ConfigError("--runs " + spec + ": unknown method '" + k.method +
                       "' (fc, pfc, vfc or ffc[@P%][:instance|identity])");
@@ -158,8 +160,8 @@ void collect(Run& run, const std::string& metrics_path, double threshold) {
       continue;
     }
     if (rec.contains("images_per_s")) {
-      run.peak_rss_mib = std::max(std::isnan(run.peak_rss_mib) ? 0.0 : run.peak_rss_mib,
-                                  num(rec, "peak_rss_mib"));
+      run.peak_rss_mib =
+          std::max(std::isnan(run.peak_rss_mib) ? 0.0 : run.peak_rss_mib, num(rec, "peak_rss_mib"));
       run.final_lr = num(rec, "lr");
       if (windows++ > 0) {  // the first window warms up
         rates.push_back(num(rec, "images_per_s"));
@@ -250,8 +252,9 @@ std::string points(double v) {  // a difference of accuracies in points
 int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
   const BenchCommon& c = cmd.common;
   if (cmd.epochs < 2 || cmd.warmup_epochs >= cmd.epochs) {
-    throw ConfigError("--epochs must be at least 2 (convergence compares the last two "
-                      "evaluations) and larger than --warmup-epochs");
+    throw ConfigError(
+        "--epochs must be at least 2 (convergence compares the last two "
+        "evaluations) and larger than --warmup-epochs");
   }
   if (cmd.seeds.empty()) {
     throw ConfigError("--seeds: at least one seed");
@@ -261,10 +264,11 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
     kinds.push_back(parse_run(spec));
   }
   std::filesystem::create_directories(c.out + "/runs");
-  const std::string schedule =
-      "SGD, momentum 0.9, weight decay 5e-4, lr " + fmt_num(cmd.lr, 3) + " warmed up linearly over " +
-      std::to_string(cmd.warmup_epochs) + " epoch(s), then decayed linearly (poly, power 1) to 0 at "
-      "epoch " + std::to_string(cmd.epochs);
+  const std::string schedule = "SGD, momentum 0.9, weight decay 5e-4, lr " + fmt_num(cmd.lr, 3) +
+                               " warmed up linearly over " + std::to_string(cmd.warmup_epochs) +
+                               " epoch(s), then decayed linearly (poly, power 1) to 0 at "
+                               "epoch " +
+                               std::to_string(cmd.epochs);
   std::vector<Run> runs;
   Json json_runs = Json::array();
   std::ostringstream csv;
@@ -314,11 +318,11 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
         run.status = "failed (" + std::to_string(run.evals.size()) + " evaluations of " +
                      std::to_string(cmd.epochs) + ")";
       }
-      spdlog::info("bench accuracy: {} seed {}: {}, {} evaluations, final held-out accuracy {:.4f}"
-                   ", {}converged",
-                   kind.label, seed, run.status, run.evals.size(),
-                   run.evals.empty() ? std::nan("") : run.last().accuracy(),
-                   run.converged ? "" : "not ");
+      spdlog::info(
+          "bench accuracy: {} seed {}: {}, {} evaluations, final held-out accuracy {:.4f}"
+          ", {}converged",
+          kind.label, seed, run.status, run.evals.size(),
+          run.evals.empty() ? std::nan("") : run.last().accuracy(), run.converged ? "" : "not ");
       for (const auto& e : run.evals) {
         csv << kind.label << "," << seed << "," << run.id << "," << fmt_num(e.epoch, 3) << ","
             << e.step << "," << fmt_num(e.train_s, 1) << "," << fmt_num(e.accuracy(), 5) << ","
@@ -432,7 +436,10 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
        << over(rs, [](const Run& r) { return r.last().bucket("trained", "accuracy"); }).text(3)
        << " | "
        << over(rs, [](const Run& r) { return r.last().bucket("unseen", "accuracy"); }).text(3)
-       << " | " << (conv == static_cast<int>(rs.size()) ? "yes" : conv == 0 ? "no" : "partly")
+       << " | "
+       << (conv == static_cast<int>(rs.size()) ? "yes"
+           : conv == 0                         ? "no"
+                                               : "partly")
        << " (" << fmt_num(move.hi, 4) << ") | "
        << over(rs, [](const Run& r) { return r.epoch_99; }).text(1) << " | "
        << over(rs, [](const Run& r) { return r.train_s_99 / 60; }).text(1) << " | "
@@ -458,13 +465,12 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
     }
     md << "| " << kind.label << " |";
     for (const auto& b : buckets) {
-      md << " " << fmt_num(over(it->second, [&](const Run& r) {
-                             return r.last().bucket(b, "accuracy");
-                           }).mean,
-                           3)
+      md << " "
+         << fmt_num(
+                over(it->second, [&](const Run& r) { return r.last().bucket(b, "accuracy"); }).mean,
+                3)
          << " / "
-         << fmt_num(over(it->second, [&](const Run& r) { return r.last().bucket(b, "top1"); })
-                        .mean,
+         << fmt_num(over(it->second, [&](const Run& r) { return r.last().bucket(b, "top1"); }).mean,
                     3)
          << " |";
     }
@@ -507,12 +513,11 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
     const double gap = a.mean - f.mean;
     const double spread = std::max(a.range(), f.range());
     md << "- " << kind.label << " against fc: " << points(gap) << " points at the end (spread "
-       << fmt_num(100 * spread, 2) << " points): "
-       << (std::abs(gap) <= 0.01 ? "within 1 point" : "not within 1 point") << ", "
+       << fmt_num(100 * spread, 2)
+       << " points): " << (std::abs(gap) <= 0.01 ? "within 1 point" : "not within 1 point") << ", "
        << (std::abs(gap) > spread ? "larger than the seeds' spread" : "within the seeds' spread")
-       << "; after epoch 1: " << points(over(it->second, at_epoch(1)).mean -
-                                        over(fc->second, at_epoch(1)).mean)
-       << ".\n";
+       << "; after epoch 1: "
+       << points(over(it->second, at_epoch(1)).mean - over(fc->second, at_epoch(1)).mean) << ".\n";
   }
   for (const RunKind& kind : kinds) {
     if (!kind.ablation()) {
@@ -533,11 +538,12 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
       };
     };
     md << "- " << both_label << " (both loaders) against " << kind.label
-       << ", identities with one training image: top-1 " << points(
-                                                               over(both->second, rare("top1", false)).mean -
-                                                               over(alone->second, rare("top1", false)).mean)
-       << " points at the end, " << points(over(both->second, rare("top1", true)).mean -
-                                          over(alone->second, rare("top1", true)).mean)
+       << ", identities with one training image: top-1 "
+       << points(over(both->second, rare("top1", false)).mean -
+                 over(alone->second, rare("top1", false)).mean)
+       << " points at the end, "
+       << points(over(both->second, rare("top1", true)).mean -
+                 over(alone->second, rare("top1", true)).mean)
        << " after epoch 1; verification "
        << points(over(both->second, rare("accuracy", false)).mean -
                  over(alone->second, rare("accuracy", false)).mean)
@@ -566,8 +572,7 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
   setup["machine"] = machine_text();
   setup["version"] = project_version();
   setup["git"] = git_revision();
-  write_text(c.out + "/accuracy.json",
-             Json{{"setup", setup}, {"runs", json_runs}}.dump(2) + "\n");
+  write_text(c.out + "/accuracy.json", Json{{"setup", setup}, {"runs", json_runs}}.dump(2) + "\n");
   write_text(c.out + "/accuracy.md", md.str());
   std::cout << md.str() << "\nwrote " << c.out << "/accuracy.md, accuracy.json and accuracy.csv; "
             << "curves: tools/ffc_plot.py accuracy " << c.out << "/accuracy.csv\n";

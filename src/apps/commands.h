@@ -45,9 +45,9 @@ struct PlanCommand {
   double memory_gib = 0;
   bool json = false;
   // --cluster: the step-time model on named hardware (train/cluster_plan.h).
-  std::string cluster;       // GPU[,key=value...], or "list"
-  std::string cluster_file;  // presets instead of the built-in ones
-  std::string impl = "ffc";  // ffc or insightface (arcface_torch's partial_fc.py, 2021)
+  std::string cluster;               // GPU[,key=value...], or "list"
+  std::string cluster_file;          // presets instead of the built-in ones
+  std::string impl = "ffc";          // ffc or insightface (arcface_torch's partial_fc.py, 2021)
   std::vector<std::string> methods;  // with --cluster; empty: --method if given, else all
   bool method_given = false;
 };
@@ -135,10 +135,8 @@ struct BenchAccuracyCommand {
   BenchCommon common;
   // METHOD[@POOL%][:LOADER]: FFC's pool as a share of N, its loaders (both, instance, identity;
   // one alone is the ablation, run with ablation_seeds).
-  std::vector<std::string> runs = {"fc",      "pfc",
-                                   "vfc",     "ffc@1%",
-                                   "ffc@10%", "ffc@10%:instance",
-                                   "ffc@10%:identity"};
+  std::vector<std::string> runs = {
+      "fc", "pfc", "vfc", "ffc@1%", "ffc@10%", "ffc@10%:instance", "ffc@10%:identity"};
   int64_t classes = 10000;
   double difficulty = 1.0;  // synthetic_difficulty
   int ranks = 2;

@@ -189,8 +189,7 @@ void add_bench_commands(CLI::App& app, Action& action) {
   sub->add_option("--seeds", accuracy->seeds, "Seeds of the main runs")
       ->delimiter(',')
       ->capture_default_str();
-  sub->add_option("--ablation-seeds", accuracy->ablation_seeds,
-                  "Seeds of the loader-ablation runs")
+  sub->add_option("--ablation-seeds", accuracy->ablation_seeds, "Seeds of the loader-ablation runs")
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--converged", accuracy->converged,

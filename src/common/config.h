@@ -83,7 +83,7 @@ struct Config {
   int64_t frequent = 10;
   int64_t verbose = 2000;
   bool eval_every_epoch = false;  // also evaluate at the end of every epoch
-  int64_t num_threads = 0;  // 0: cores per node / ranks per node
+  int64_t num_threads = 0;        // 0: cores per node / ranks per node
   std::string log_level = "info";
   int64_t grad_bucket_mb = 25;
   double comm_timeout = 600.0;   // seconds; 0: no watchdog

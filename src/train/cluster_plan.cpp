@@ -176,8 +176,9 @@ ClusterSpec parse_cluster(const std::string& spec, const Json& presets) {
         throw ConfigError("--cluster " + k + "=" + v + ": a whole number" +
                           (k == "nics" ? "" : " >= 1"));
       }
-      (k == "nodes" ? c.nodes : k == "gpus_per_node" ? c.gpus_per_node : c.nics) =
-          static_cast<int>(n);
+      (k == "nodes"           ? c.nodes
+       : k == "gpus_per_node" ? c.gpus_per_node
+                              : c.nics) = static_cast<int>(n);
     } else if (k == "memory_gib") {
       c.memory_gib = number(k, v);
     } else if (k == "tflops_fp16") {
@@ -283,8 +284,8 @@ StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
   const double params = static_cast<double>(s.memory.backbone_parameters);
   const bool mixed = c.precision == "mixed" && (c.tflops_bf16 > 0 || c.tflops_fp16 > 0);
   const double mixed_rate = std::max(c.tflops_bf16, c.tflops_fp16);
-  const double bb_rate =
-      mixed ? kBackboneMixedFraction * mixed_rate * 1e12 : kBackboneFp32Fraction * c.tflops_fp32 * 1e12;
+  const double bb_rate = mixed ? kBackboneMixedFraction * mixed_rate * 1e12
+                               : kBackboneFp32Fraction * c.tflops_fp32 * 1e12;
   // ffc's head runs in TF32 where the GPU has it (tf32: true); insightface's in FP32.
   const double head_peak = !insightface && c.tflops_tf32 > 0 ? c.tflops_tf32 : c.tflops_fp32;
   const double head_rate = kHeadFraction * head_peak * 1e12;
@@ -323,16 +324,16 @@ StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
       items.push_back({"head weight, momentum, gradient, normalised weight (fp32)",
                        4 * f * local * d, "4 x 4 B x ceil(N/P) x D"});
     } else if (m == "pfc") {
-      items.push_back({"head weight + momentum (fp32)", 2 * f * local * d,
-                       "2 x 4 B x ceil(N/P) x D"});
+      items.push_back(
+          {"head weight + momentum (fp32)", 2 * f * local * d, "2 x 4 B x ceil(N/P) x D"});
       items.push_back({"sampled rows: copy, momentum copy, gradient, normalised (fp32)",
                        4 * f * sampled * d, "4 x 4 B x floor(r x N/P) x D"});
     }
     if (m == "fc" || m == "pfc") {
       items.push_back({"logits-sized buffers at the peak (fp32)", 8 * f * big_b * sampled,
                        "8 x 4 B x (B x P) x classes on the GPU"});
-      items.push_back({"gathered embeddings and their gradient", 2 * f * big_b * d,
-                       "2 x 4 B x (B x P) x D"});
+      items.push_back(
+          {"gathered embeddings and their gradient", 2 * f * big_b * d, "2 x 4 B x (B x P) x D"});
     }
     s.memory.items = items;
   }
@@ -395,10 +396,10 @@ StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
   s.collectives.push_back(grads);
   const double big_b = b * p;
   if (m == "fc" || m == "pfc") {
-    s.collectives.push_back({"all_gather labels", 8 * big_b, ring_gather(8 * big_b, p, bw, alpha),
-                             false});
-    s.collectives.push_back({"all_gather embeddings", 4 * big_b * d,
-                             ring_gather(4 * big_b * d, p, bw, alpha), false});
+    s.collectives.push_back(
+        {"all_gather labels", 8 * big_b, ring_gather(8 * big_b, p, bw, alpha), false});
+    s.collectives.push_back(
+        {"all_gather embeddings", 4 * big_b * d, ring_gather(4 * big_b * d, p, bw, alpha), false});
     s.collectives.push_back({"all_reduce softmax max, sum, loss (3)", 3 * 4 * big_b,
                              3 * ring_all_reduce(4 * big_b, p, bw, alpha), false});
     s.collectives.push_back({"reduce_scatter embedding gradient", 4 * big_b * d,
@@ -464,25 +465,24 @@ std::string step_plans_text(const std::vector<StepPlan>& plans, const StepInput&
     << c.gpus_per_node << "; within a node " << fmt(c.bus_gbs, 0) << " GB/s bus, "
     << fmt(c.latency_us, 0) << " us";
   if (c.nodes > 1) {
-    o << "; between nodes " << c.nics << " x " << c.net_name << ", "
-      << fmt(c.net_latency_us, 0) << " us";
+    o << "; between nodes " << c.nics << " x " << c.net_name << ", " << fmt(c.net_latency_us, 0)
+      << " us";
   }
   o << ")\n"
-    << "job: N = " << with_commas(static_cast<double>(pin.num_classes)) << ", D = "
-    << pin.embedding << ", batch " << pin.batch << " per GPU, network " << pin.network << " ("
+    << "job: N = " << with_commas(static_cast<double>(pin.num_classes)) << ", D = " << pin.embedding
+    << ", batch " << pin.batch << " per GPU, network " << pin.network << " ("
     << fmt((plans.empty() ? 0 : plans[0].memory.backbone_flops_per_image) / 1e9, 2)
     << " GFLOP forward per image), implementation " << in.impl << "\n"
     << "model: backbone " << (mixed ? "mixed precision" : "fp32") << " at "
     << fmt(mixed ? kBackboneMixedFraction : kBackboneFp32Fraction, 2) << " x "
-    << fmt(mixed ? std::max(c.tflops_bf16, c.tflops_fp16) : c.tflops_fp32, 1)
-    << " TFLOPS; head " << (!insightface && c.tflops_tf32 > 0 ? "tf32" : "fp32") << " at "
-    << fmt(kHeadFraction, 2) << " x " << fmt(head_peak, 1) << " TFLOPS; memory "
-    << fmt(c.memory_gbs, 0) << " GB/s; GPU memory " << fmt(c.memory_gib, 2)
-    << " GiB (docs/plan.md)\n\n";
+    << fmt(mixed ? std::max(c.tflops_bf16, c.tflops_fp16) : c.tflops_fp32, 1) << " TFLOPS; head "
+    << (!insightface && c.tflops_tf32 > 0 ? "tf32" : "fp32") << " at " << fmt(kHeadFraction, 2)
+    << " x " << fmt(head_peak, 1) << " TFLOPS; memory " << fmt(c.memory_gbs, 0)
+    << " GB/s; GPU memory " << fmt(c.memory_gib, 2) << " GiB (docs/plan.md)\n\n";
   char line[512];
-  std::snprintf(line, sizeof(line), "%-9s %12s %-6s %9s %9s %8s %8s %10s %11s %11s  %s\n",
-                "method", "memory/GPU", "fits", "step ms", "backbone", "head", "update",
-                "comm (exp)", "images/s", "probe img/s", "bottleneck");
+  std::snprintf(line, sizeof(line), "%-9s %12s %-6s %9s %9s %8s %8s %10s %11s %11s  %s\n", "method",
+                "memory/GPU", "fits", "step ms", "backbone", "head", "update", "comm (exp)",
+                "images/s", "probe img/s", "bottleneck");
   o << line;
   for (const auto& s : plans) {
     if (!s.note.empty()) {
@@ -490,10 +490,9 @@ std::string step_plans_text(const std::vector<StepPlan>& plans, const StepInput&
       continue;
     }
     const std::string fits = s.tight ? "tight" : s.fits ? "yes" : "NO";
-    std::snprintf(line, sizeof(line),
-                  "%-9s %12s %-6s %9.1f %9.1f %8.1f %8.1f %10s %11s %11s  %s\n", s.method.c_str(),
-                  human_bytes(s.memory.total_bytes, 2).c_str(), fits.c_str(), 1e3 * s.step_s,
-                  1e3 * s.backbone_s, 1e3 * s.head_s, 1e3 * s.update_s,
+    std::snprintf(line, sizeof(line), "%-9s %12s %-6s %9.1f %9.1f %8.1f %8.1f %10s %11s %11s  %s\n",
+                  s.method.c_str(), human_bytes(s.memory.total_bytes, 2).c_str(), fits.c_str(),
+                  1e3 * s.step_s, 1e3 * s.backbone_s, 1e3 * s.head_s, 1e3 * s.update_s,
                   (fmt(1e3 * s.comm_exposed_s, 1) + "/" + fmt(1e3 * s.comm_s, 1)).c_str(),
                   with_commas(s.images_per_s).c_str(), with_commas(s.probe_images_per_s).c_str(),
                   s.bottleneck.c_str());

@@ -41,8 +41,8 @@ struct Plan {
   bool fits = false;
   int64_t pool = 0;  // FFC: the Q used
   int64_t backbone_parameters = 0;
-  double backbone_flops_per_image = 0;     // forward
-  double activation_bytes_per_image = 0;   // float32 tensors kept for the backward
+  double backbone_flops_per_image = 0;    // forward
+  double activation_bytes_per_image = 0;  // float32 tensors kept for the backward
 };
 
 // Throws ConfigError for an unknown method or network, or sizes that make no sense.

@@ -593,8 +593,7 @@ void Trainer::evaluate_now(int64_t step, TrainResult& result) {
   evaluate(config_, norm_, *method_, *probe_, comm_, step,
            static_cast<double>(step) / static_cast<double>(sched_.steps_per_epoch),
            window_->train_seconds(), metrics_, result);
-  window_->exclude(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  window_->exclude(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 TrainResult Trainer::run() {

@@ -2,6 +2,8 @@
 // V100, r50, mixed precision; tests/train/data/insightface_speed_v100.json), and the cluster
 // spec's parsing.
 
+#include "train/cluster_plan.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -10,7 +12,6 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "train/cluster_plan.h"
 
 namespace ffc::train {
 namespace {
@@ -54,7 +55,9 @@ TEST(ClusterPlan, PredictsInsightfaceSpeedTableOnV100) {
       const Json& memory = row["memory_mb"][column];
       std::printf("%-15s N=%-9lld predicted %6.0f samples/s %7.0f MiB%s", column.c_str(),
                   static_cast<long long>(in.plan.num_classes), p.images_per_s, mib,
-                  p.tight ? " (tight)" : p.fits ? "" : " (does not fit)");
+                  p.tight  ? " (tight)"
+                  : p.fits ? ""
+                           : " (does not fit)");
       if (speed.is_null()) {
         std::printf("   published: out of memory\n");
         EXPECT_FALSE(p.fits) << column << " N=" << in.plan.num_classes << ": " << mib << " MiB";
