@@ -14,6 +14,7 @@
 #include "apps/bench_common.h"
 #include "apps/commands.h"
 #include "common/error.h"
+#include "common/json_get.h"
 #include "common/logging.h"
 #include "common/version.h"
 
@@ -91,19 +92,7 @@ std::string run_folder(const RunKind& k) {
 }
 
 double num(const Json& j, const std::string& key) {
-  if (!j.is_object()) {
-    return std::nan("");
-  }
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : std::nan("");
-}
-
-std::string str(const Json& j, const std::string& key) {
-  if (!j.is_object()) {
-    return "";
-  }
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  return json_number(j, key, std::nan(""));
 }
 
 // One evaluation of one run: the held-out pairs and the long-tail buckets after `step`.
@@ -117,7 +106,7 @@ struct Eval {
   double bucket(const std::string& name, const std::string& key) const {
     if (longtail.contains("buckets")) {
       for (const auto& b : longtail["buckets"]) {
-        if (str(b, "bucket") == name) {
+        if (json_string(b, "bucket") == name) {
           return num(b, key);
         }
       }
@@ -151,12 +140,12 @@ void collect(Run& run, const std::string& metrics_path, double threshold) {
   std::map<int64_t, Eval> by_step;
   int windows = 0;
   for (const auto& rec : read_metrics(metrics_path)) {
-    if (str(rec, "event") == "eval") {
+    if (json_string(rec, "event") == "eval") {
       Eval& e = by_step[static_cast<int64_t>(num(rec, "step"))];
       e.step = static_cast<int64_t>(num(rec, "step"));
       e.epoch = num(rec, "epoch");
       e.train_s = num(rec, "train_s");
-      (str(rec, "target") == "longtail" ? e.longtail : e.heldout) = rec;
+      (json_string(rec, "target") == "longtail" ? e.longtail : e.heldout) = rec;
       continue;
     }
     if (rec.contains("images_per_s")) {
@@ -228,6 +217,34 @@ Stat over(const std::vector<const Run*>& runs, F f) {
     s.add(f(*r));
   }
   return s;
+}
+
+// A Markdown table of the configurations that finished: "run", then `columns`; the cell of
+// column i of a configuration is cell(its runs, i).
+template <typename Cell>
+void md_table(std::ostream& md, const std::vector<std::string>& columns,
+              const std::vector<RunKind>& kinds,
+              const std::map<std::string, std::vector<const Run*>>& by_kind, Cell cell) {
+  md << "| run |";
+  for (const auto& column : columns) {
+    md << " " << column << " |";
+  }
+  md << "\n|---|";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    md << "---|";
+  }
+  md << "\n";
+  for (const RunKind& kind : kinds) {
+    const auto it = by_kind.find(kind.label);
+    if (it == by_kind.end()) {
+      continue;
+    }
+    md << "| " << kind.label << " |";
+    for (size_t i = 0; i < columns.size(); ++i) {
+      md << " " << cell(it->second, i) << " |";
+    }
+    md << "\n";
+  }
 }
 
 Json eval_json(const Eval& e) {
@@ -383,7 +400,7 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
   for (const auto& r : runs) {
     if (r.ok() && r.last().longtail.contains("buckets")) {
       for (const auto& b : r.last().longtail["buckets"]) {
-        const std::string name = str(b, "bucket");
+        const std::string name = json_string(b, "bucket");
         if (std::find(buckets.begin(), buckets.end(), name) == buckets.end()) {
           buckets.push_back(name);
         }
@@ -449,53 +466,21 @@ int run_bench_accuracy(const BenchAccuracyCommand& cmd) {
        << fmt_num(over(rs, [](const Run& r) { return r.peak_rss_mib; }).hi, 0) << " MiB |\n";
   }
   md << "\nLong-tail buckets at the end (identities by training-image count; verification "
-        "accuracy / identification top-1, mean over seeds):\n\n| run |";
-  for (const auto& b : buckets) {
-    md << " " << b << " |";
-  }
-  md << "\n|---|";
-  for (size_t i = 0; i < buckets.size(); ++i) {
-    md << "---|";
-  }
-  md << "\n";
-  for (const RunKind& kind : kinds) {
-    const auto it = by_kind.find(kind.label);
-    if (it == by_kind.end()) {
-      continue;
-    }
-    md << "| " << kind.label << " |";
-    for (const auto& b : buckets) {
-      md << " "
-         << fmt_num(
-                over(it->second, [&](const Run& r) { return r.last().bucket(b, "accuracy"); }).mean,
-                3)
-         << " / "
-         << fmt_num(over(it->second, [&](const Run& r) { return r.last().bucket(b, "top1"); }).mean,
-                    3)
-         << " |";
-    }
-    md << "\n";
-  }
-  md << "\nHeld-out accuracy after each epoch (mean over seeds):\n\n| run |";
+        "accuracy / identification top-1, mean over seeds):\n\n";
+  md_table(md, buckets, kinds, by_kind, [&](const std::vector<const Run*>& rs, size_t i) {
+    const std::string& b = buckets[i];
+    return fmt_num(over(rs, [&](const Run& r) { return r.last().bucket(b, "accuracy"); }).mean, 3) +
+           " / " +
+           fmt_num(over(rs, [&](const Run& r) { return r.last().bucket(b, "top1"); }).mean, 3);
+  });
+  md << "\nHeld-out accuracy after each epoch (mean over seeds):\n\n";
+  std::vector<std::string> epochs;
   for (int64_t e = 1; e <= cmd.epochs; ++e) {
-    md << " " << e << " |";
+    epochs.push_back(std::to_string(e));
   }
-  md << "\n|---|";
-  for (int64_t e = 1; e <= cmd.epochs; ++e) {
-    md << "---|";
-  }
-  md << "\n";
-  for (const RunKind& kind : kinds) {
-    const auto it = by_kind.find(kind.label);
-    if (it == by_kind.end()) {
-      continue;
-    }
-    md << "| " << kind.label << " |";
-    for (int64_t e = 1; e <= cmd.epochs; ++e) {
-      md << " " << fmt_num(over(it->second, at_epoch(e)).mean, 4) << " |";
-    }
-    md << "\n";
-  }
+  md_table(md, epochs, kinds, by_kind, [&](const std::vector<const Run*>& rs, size_t i) {
+    return fmt_num(over(rs, at_epoch(static_cast<int64_t>(i) + 1)).mean, 4);
+  });
   // The figures the questions need, computed: FFC against FC, and the dual loader's rarest bucket.
   md << "\nFigures for the questions (points of held-out accuracy; spread: the larger of the two "
         "configurations' seed ranges):\n\n";

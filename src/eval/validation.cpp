@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/text.h"
 #include "data/dataset.h"
 #include "eval/embed.h"
 #include "model/backbone.h"
@@ -16,19 +17,6 @@ namespace {
 
 std::string far_key(double far) {
   return fmt::format("tar@far={:.0e}", far);
-}
-
-// "6,500"
-std::string grouped(int64_t n) {
-  const std::string digits = std::to_string(n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) {
-      out += ',';
-    }
-    out += digits[i];
-  }
-  return out;
 }
 
 void add_verification_fields(nlohmann::ordered_json& j, const VerificationResult& v) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_get.h"
 #include "common/text.h"
 #include "train/cluster_presets.h"
 
@@ -15,22 +16,12 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-double num_of(const Json& j, const std::string& key, double fallback) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
-}
-
-std::string str_of(const Json& j, const std::string& key, const std::string& fallback) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
-
 std::string source_of(const Json& j, const std::string& field) {
   const auto sources = j.find("sources");
   if (sources == j.end() || !sources->is_object()) {
     return "";
   }
-  return str_of(*sources, field, "");
+  return json_string(*sources, field);
 }
 
 const Json& section(const Json& presets, const std::string& name) {
@@ -78,9 +69,9 @@ void apply_network(ClusterSpec& c, const Json& presets, const std::string& key) 
   }
   const Json& n = nets[key];
   c.net = key;
-  c.net_name = str_of(n, "name", key);
-  c.net_gbits = num_of(n, "gbits", 0.0);
-  c.net_latency_us = num_of(n, "latency_us", 0.0);
+  c.net_name = json_string(n, "name", key);
+  c.net_gbits = json_number(n, "gbits", 0.0);
+  c.net_latency_us = json_number(n, "latency_us", 0.0);
 }
 
 // Ring collectives over `p` ranks at bus bandwidth `bw` (bytes/s) with `alpha` seconds each.
@@ -97,13 +88,41 @@ std::string fmt(double v, int digits) {
   return buf;
 }
 
-std::string with_commas(double v) {
-  const auto n = static_cast<long long>(std::llround(v));
-  std::string s = std::to_string(n < 0 ? -n : n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) {
-    s.insert(static_cast<size_t>(i), ",");
+// One section of `--cluster list`: each preset, its values and their sources.
+void list_presets(std::ostream& o, const Json& presets) {
+  for (const auto& [k, p] : presets.items()) {
+    o << "\n  " << k << ": " << json_string(p, "name", k) << "\n";
+    for (const auto& [field, v] : p.items()) {
+      if (field == "name" || field == "sources") {
+        continue;
+      }
+      const std::string source = source_of(p, field);
+      char line[96];
+      std::snprintf(line, sizeof(line), "    %-14s %8s", field.c_str(), v.dump().c_str());
+      o << line << (source.empty() ? "" : "   " + source) << "\n";
+    }
   }
-  return (n < 0 ? "-" : "") + s;
+}
+
+// The backbone runs in 16 bits when asked and the GPU has 16-bit tensor cores.
+bool mixed_precision(const ClusterSpec& c) {
+  return c.precision == "mixed" && (c.tflops_bf16 > 0 || c.tflops_fp16 > 0);
+}
+
+// The backbone's peak and achievable share: the BF16 (else FP16) tensor rate, or FP32.
+double backbone_peak_tflops(const ClusterSpec& c) {
+  return mixed_precision(c) ? std::max(c.tflops_bf16, c.tflops_fp16) : c.tflops_fp32;
+}
+double backbone_fraction(const ClusterSpec& c) {
+  return mixed_precision(c) ? kBackboneMixedFraction : kBackboneFp32Fraction;
+}
+
+// ffc's head runs in TF32 where the GPU has it (tf32: true); insightface's in FP32.
+bool head_in_tf32(const ClusterSpec& c, bool insightface) {
+  return !insightface && c.tflops_tf32 > 0;
+}
+double head_peak_tflops(const ClusterSpec& c, bool insightface) {
+  return head_in_tf32(c, insightface) ? c.tflops_tf32 : c.tflops_fp32;
 }
 
 }  // namespace
@@ -143,16 +162,16 @@ ClusterSpec parse_cluster(const std::string& spec, const Json& presets) {
   const Json& g = gpus[parts[0]];
   ClusterSpec c;
   c.gpu = parts[0];
-  c.gpu_name = str_of(g, "name", c.gpu);
-  c.memory_gib = num_of(g, "memory_gib", 0.0);
-  c.tflops_fp16 = num_of(g, "tflops_fp16", 0.0);
-  c.tflops_bf16 = num_of(g, "tflops_bf16", 0.0);
-  c.tflops_tf32 = num_of(g, "tflops_tf32", 0.0);
-  c.tflops_fp32 = num_of(g, "tflops_fp32", 0.0);
-  c.memory_gbs = num_of(g, "memory_gbs", 0.0);
-  c.gpus_per_node = static_cast<int>(num_of(g, "gpus_per_node", 8));
-  c.bus_gbs = num_of(g, "bus_gbs", 0.0);
-  c.latency_us = num_of(g, "latency_us", 0.0);
+  c.gpu_name = json_string(g, "name", c.gpu);
+  c.memory_gib = json_number(g, "memory_gib", 0.0);
+  c.tflops_fp16 = json_number(g, "tflops_fp16", 0.0);
+  c.tflops_bf16 = json_number(g, "tflops_bf16", 0.0);
+  c.tflops_tf32 = json_number(g, "tflops_tf32", 0.0);
+  c.tflops_fp32 = json_number(g, "tflops_fp32", 0.0);
+  c.memory_gbs = json_number(g, "memory_gbs", 0.0);
+  c.gpus_per_node = static_cast<int>(json_number(g, "gpus_per_node", 8));
+  c.bus_gbs = json_number(g, "bus_gbs", 0.0);
+  c.latency_us = json_number(g, "latency_us", 0.0);
   apply_network(c, presets, "none");
   bool net_given = false;
   for (size_t i = 1; i < parts.size(); ++i) {
@@ -230,31 +249,9 @@ ClusterSpec parse_cluster(const std::string& spec, const Json& presets) {
 std::string cluster_list_text(const Json& presets) {
   std::ostringstream o;
   o << "GPUs (--cluster GPU[,key=value...]):\n";
-  for (const auto& [k, g] : section(presets, "gpus").items()) {
-    o << "\n  " << k << ": " << str_of(g, "name", k) << "\n";
-    for (const auto& [field, v] : g.items()) {
-      if (field == "name" || field == "sources") {
-        continue;
-      }
-      const std::string source = source_of(g, field);
-      char line[96];
-      std::snprintf(line, sizeof(line), "    %-14s %8s", field.c_str(), v.dump().c_str());
-      o << line << (source.empty() ? "" : "   " + source) << "\n";
-    }
-  }
+  list_presets(o, section(presets, "gpus"));
   o << "\nNetworks between nodes (net=...; nics=ports per node, default one per GPU):\n";
-  for (const auto& [k, n] : section(presets, "networks").items()) {
-    o << "\n  " << k << ": " << str_of(n, "name", k) << "\n";
-    for (const auto& [field, v] : n.items()) {
-      if (field == "name" || field == "sources") {
-        continue;
-      }
-      const std::string source = source_of(n, field);
-      char line[96];
-      std::snprintf(line, sizeof(line), "    %-14s %8s", field.c_str(), v.dump().c_str());
-      o << line << (source.empty() ? "" : "   " + source) << "\n";
-    }
-  }
+  list_presets(o, section(presets, "networks"));
   o << "\nOther keys: nodes, gpus_per_node, precision (mixed or fp32: the backbone's).\n";
   return o.str();
 }
@@ -282,13 +279,9 @@ StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
   const double d = static_cast<double>(pin.embedding);
   const double b = static_cast<double>(pin.batch);
   const double params = static_cast<double>(s.memory.backbone_parameters);
-  const bool mixed = c.precision == "mixed" && (c.tflops_bf16 > 0 || c.tflops_fp16 > 0);
-  const double mixed_rate = std::max(c.tflops_bf16, c.tflops_fp16);
-  const double bb_rate = mixed ? kBackboneMixedFraction * mixed_rate * 1e12
-                               : kBackboneFp32Fraction * c.tflops_fp32 * 1e12;
-  // ffc's head runs in TF32 where the GPU has it (tf32: true); insightface's in FP32.
-  const double head_peak = !insightface && c.tflops_tf32 > 0 ? c.tflops_tf32 : c.tflops_fp32;
-  const double head_rate = kHeadFraction * head_peak * 1e12;
+  const bool mixed = mixed_precision(c);
+  const double bb_rate = backbone_fraction(c) * backbone_peak_tflops(c) * 1e12;
+  const double head_rate = kHeadFraction * head_peak_tflops(c, insightface) * 1e12;
   const double mem_bw = c.memory_gbs * 1e9;
   const double local = std::ceil(n / p);
   const double sampled = m == "pfc" ? std::floor(pin.sample_rate * local) : local;
@@ -458,9 +451,7 @@ std::string step_plans_text(const std::vector<StepPlan>& plans, const StepInput&
                             const ClusterSpec& c) {
   std::ostringstream o;
   const PlanInput& pin = in.plan;
-  const bool mixed = c.precision == "mixed" && (c.tflops_bf16 > 0 || c.tflops_fp16 > 0);
   const bool insightface = in.impl == "insightface";
-  const double head_peak = !insightface && c.tflops_tf32 > 0 ? c.tflops_tf32 : c.tflops_fp32;
   o << "plan on " << c.gpus() << " x " << c.gpu_name << " (" << c.nodes << " node(s) x "
     << c.gpus_per_node << "; within a node " << fmt(c.bus_gbs, 0) << " GB/s bus, "
     << fmt(c.latency_us, 0) << " us";
@@ -469,15 +460,14 @@ std::string step_plans_text(const std::vector<StepPlan>& plans, const StepInput&
       << " us";
   }
   o << ")\n"
-    << "job: N = " << with_commas(static_cast<double>(pin.num_classes)) << ", D = " << pin.embedding
-    << ", batch " << pin.batch << " per GPU, network " << pin.network << " ("
+    << "job: N = " << grouped(pin.num_classes) << ", D = " << pin.embedding << ", batch "
+    << pin.batch << " per GPU, network " << pin.network << " ("
     << fmt((plans.empty() ? 0 : plans[0].memory.backbone_flops_per_image) / 1e9, 2)
     << " GFLOP forward per image), implementation " << in.impl << "\n"
-    << "model: backbone " << (mixed ? "mixed precision" : "fp32") << " at "
-    << fmt(mixed ? kBackboneMixedFraction : kBackboneFp32Fraction, 2) << " x "
-    << fmt(mixed ? std::max(c.tflops_bf16, c.tflops_fp16) : c.tflops_fp32, 1) << " TFLOPS; head "
-    << (!insightface && c.tflops_tf32 > 0 ? "tf32" : "fp32") << " at " << fmt(kHeadFraction, 2)
-    << " x " << fmt(head_peak, 1) << " TFLOPS; memory " << fmt(c.memory_gbs, 0)
+    << "model: backbone " << (mixed_precision(c) ? "mixed precision" : "fp32") << " at "
+    << fmt(backbone_fraction(c), 2) << " x " << fmt(backbone_peak_tflops(c), 1) << " TFLOPS; head "
+    << (head_in_tf32(c, insightface) ? "tf32" : "fp32") << " at " << fmt(kHeadFraction, 2) << " x "
+    << fmt(head_peak_tflops(c, insightface), 1) << " TFLOPS; memory " << fmt(c.memory_gbs, 0)
     << " GB/s; GPU memory " << fmt(c.memory_gib, 2) << " GiB (docs/plan.md)\n\n";
   char line[512];
   std::snprintf(line, sizeof(line), "%-9s %12s %-6s %9s %9s %8s %8s %10s %11s %11s  %s\n", "method",
@@ -494,12 +484,12 @@ std::string step_plans_text(const std::vector<StepPlan>& plans, const StepInput&
                   s.method.c_str(), human_bytes(s.memory.total_bytes, 2).c_str(), fits.c_str(),
                   1e3 * s.step_s, 1e3 * s.backbone_s, 1e3 * s.head_s, 1e3 * s.update_s,
                   (fmt(1e3 * s.comm_exposed_s, 1) + "/" + fmt(1e3 * s.comm_s, 1)).c_str(),
-                  with_commas(s.images_per_s).c_str(), with_commas(s.probe_images_per_s).c_str(),
-                  s.bottleneck.c_str());
+                  grouped(std::llround(s.images_per_s)).c_str(),
+                  grouped(std::llround(s.probe_images_per_s)).c_str(), s.bottleneck.c_str());
     o << line;
   }
   if (in.images > 0) {
-    o << "\nhours per epoch of " << with_commas(static_cast<double>(in.images))
+    o << "\nhours per epoch of " << grouped(in.images)
       << " images (one pass at the batch per GPU):";
     for (const auto& s : plans) {
       if (s.note.empty()) {
