@@ -39,7 +39,6 @@ int run_plan(const PlanCommand& cmd) {
     }
     train::StepInput step;
     step.plan = in;
-    step.plan.images = 0;
     step.impl = cmd.impl;
     step.images = cmd.images;
     std::vector<train::StepPlan> plans;

@@ -364,8 +364,8 @@ class Trainer {
   TrainResult run();
 
  private:
-  // Evaluates after `step` (every `verbose` steps and at the end), its time left out of the
-  // progress windows' rates and of train_s.
+  // Evaluates after `step` (every `verbose` steps, each epoch with eval_every_epoch, and at the
+  // end), its time left out of the progress windows' rates and of train_s.
   void evaluate_now(int64_t step, TrainResult& result);
   enum class Outcome { kApplied, kSkipped, kStop };
   Outcome step(int64_t step, StepStats& stats, double& lr);
