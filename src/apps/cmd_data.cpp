@@ -151,7 +151,14 @@ int run_pack(const PackCommand& cmd) {
     throw ConfigError("ffc pack needs exactly one of --from-folder DIR and --synthetic");
   }
   data::PackReport report;
+  data::DatasetInfo info;
+  info.flip = !cmd.no_flip;
   if (cmd.synthetic) {
+    if (cmd.no_flip) {
+      throw ConfigError(
+          "ffc pack --no-flip is for folders of images that mirroring changes "
+          "(glyphs); procedural identities may be mirrored");
+    }
     Config config = resolve_config(cmd.config);
     data::SyntheticSpec spec = data::synthetic_spec(config);
     spec.color_order = data::ColorOrder::kRgb;  // JPEG stores RGB
@@ -159,11 +166,12 @@ int run_pack(const PackCommand& cmd) {
     spdlog::info("packing {}", source.describe());
     report = data::pack_source(source, cmd.out, cmd.quality, log_progress);
   } else {
-    report = data::pack_folder(cmd.from_folder, cmd.out);
+    report = data::pack_folder(cmd.from_folder, cmd.out, info);
   }
   std::cout << "packed " << report.images << " images of " << report.classes << " identities ("
             << report.image_size << "x" << report.image_size << ", " << report.bytes
-            << " bytes) into " << cmd.out << "/train.rec, train.idx, property\n";
+            << " bytes) into " << cmd.out << "/train.rec, train.idx, property"
+            << (info.flip ? "" : ", dataset.json (flip: false)") << "\n";
   index_one(cmd.out, /*check=*/false);  // the binary index every rank maps
   return 0;
 }

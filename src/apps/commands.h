@@ -91,6 +91,7 @@ struct PackCommand {
   bool synthetic = false;
   std::string out;
   int quality = 95;
+  bool no_flip = false;
 };
 int run_pack(const PackCommand& cmd);
 

@@ -315,6 +315,9 @@ void add_pack_command(CLI::App& app, Action& action) {
   sub->add_option("--quality", cmd->quality, "JPEG quality for --synthetic")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  sub->add_flag("--no-flip", cmd->no_flip,
+                "A mirrored image is another identity (glyphs): dataset.json says so, training "
+                "then refuses flip: true and evaluation never mirrors");
   add_config_options(*sub, cmd->config);
   sub->callback([&action, cmd] { action = [cmd] { return run_pack(*cmd); }; });
 }

@@ -110,6 +110,11 @@ PlannerOptions planner_options(const Config& config, int rank, int world) {
 
 std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const ImageSource& source,
                                                  int rank, int world) {
+  if (config.flip && !source.mirror_allowed()) {
+    throw ConfigError("flip is true, but the dataset.json of rec '" + config.rec +
+                      "' says a mirrored image is another identity (glyphs); set flip: false "
+                      "(--set flip=false) to train on it");
+  }
   const PlannerOptions options = planner_options(config, rank, world);
   if (config.method == "ffc") {
     return std::make_shared<DualPlanner>(source, options, parse_dual_mode(config.loader_mode));

@@ -40,6 +40,9 @@ class ImageSource {
   // Drops the source's file pages from the page cache, so that the next reads come from the
   // storage (`ffc data read --cold`); a no-op for procedural sources.
   virtual void drop_cached() const {}
+  // False where a mirrored image is another identity (a glyph set's dataset.json says so): the
+  // trainer then refuses flip: true.
+  virtual bool mirror_allowed() const { return true; }
   // Bytes the set occupies in storage (0 for procedural sources).
   virtual int64_t stored_bytes() const { return 0; }
   // Calls fn(images_per_class, number_of_classes) over a partition of the classes (the default

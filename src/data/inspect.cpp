@@ -82,7 +82,7 @@ class PackWriter {
   ~PackWriter() {
     if (!committed_) {
       rec_.reset();
-      for (const char* name : {"train.rec", "train.idx", "property"}) {
+      for (const char* name : {"train.rec", "train.idx", "property", kDatasetInfoFile}) {
         std::remove(tmp(name).c_str());
       }
     }
@@ -103,7 +103,7 @@ class PackWriter {
     }
   }
 
-  PackReport commit(int height, int width) {
+  PackReport commit(int height, int width, const DatasetInfo& info = {}) {
     FFC_CHECK(static_cast<int64_t>(index_.size()) == images_ + 1,
               "pack: wrote " + std::to_string(index_.size() - 1) + " images, announced " +
                   std::to_string(images_));
@@ -128,7 +128,21 @@ class PackWriter {
         throw IoError(tmp("property") + ": write failed");
       }
     }
-    for (const char* name : {"train.rec", "train.idx", "property"}) {
+    const bool with_info = !(info == DatasetInfo{});
+    if (with_info) {
+      std::ofstream out(tmp(kDatasetInfoFile));
+      out << dataset_info_json(info);
+      out.close();
+      if (!out) {
+        throw IoError(tmp(kDatasetInfoFile) + ": write failed");
+      }
+    } else {
+      std::remove((out_ + "/" + kDatasetInfoFile).c_str());  // a stale one from an earlier pack
+    }
+    for (const char* name : {"train.rec", "train.idx", "property", kDatasetInfoFile}) {
+      if (std::strcmp(name, kDatasetInfoFile) == 0 && !with_info) {
+        continue;
+      }
       if (std::rename(tmp(name).c_str(), (out_ + "/" + name).c_str()) != 0) {
         throw IoError(out_ + "/" + name + ": cannot rename into place (" + std::strerror(errno) +
                       ")");
@@ -159,6 +173,7 @@ DatasetStats dataset_stats(const ImageSource& source) {
   s.images = source.num_images();
   s.classes = source.num_classes();
   s.image_size = source.image_size();
+  s.flip = source.mirror_allowed();
   std::map<int64_t, int64_t> histogram;  // images per class -> classes
   source.for_each_class_size([&](int64_t size, int64_t classes) { histogram[size] += classes; });
   int64_t seen = 0;
@@ -194,6 +209,7 @@ std::string stats_json(const DatasetStats& s, const std::string& path) {
                                 {"6-20", s.buckets[2]},
                                 {"21-100", s.buckets[3]},
                                 {">100", s.buckets[4]}}}};
+  j["flip"] = s.flip;
   return j.dump(2);
 }
 
@@ -278,7 +294,7 @@ std::vector<uint8_t> read_whole_file(const std::string& path) {
   return read_file(path);
 }
 
-PackReport pack_folder(const std::string& folder, const std::string& out) {
+PackReport pack_folder(const std::string& folder, const std::string& out, const DatasetInfo& info) {
   const ImageFolder listing = list_image_folder(folder, /*allow_flat=*/false);
   const std::vector<std::string>& identities = listing.identities;
   const auto images = static_cast<int64_t>(listing.paths.size());
@@ -304,7 +320,7 @@ PackReport pack_folder(const std::string& folder, const std::string& out) {
     }
     writer.add_image(listing.labels[i], bytes.data(), bytes.size());
   }
-  return writer.commit(height, width);
+  return writer.commit(height, width, info);
 }
 
 PackReport pack_source(const ImageSource& source, const std::string& out, int quality,

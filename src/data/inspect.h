@@ -8,6 +8,7 @@
 
 #include "data/image_source.h"
 #include "data/jpeg.h"
+#include "data/recordio_dataset.h"
 
 namespace ffc::data {
 
@@ -21,6 +22,7 @@ struct DatasetStats {
   double mean_per_class = 0;
   // Classes with 1, 2-5, 6-20, 21-100 and more than 100 images.
   int64_t buckets[5] = {0, 0, 0, 0, 0};
+  bool flip = true;  // false: mirrored images are other identities (dataset.json)
 };
 DatasetStats dataset_stats(const ImageSource& source);
 std::string stats_json(const DatasetStats& stats, const std::string& path);
@@ -59,7 +61,10 @@ std::vector<uint8_t> read_whole_file(const std::string& path);
 
 // From a folder with one sub-folder per identity holding JPEG files (sorted by name: identity k
 // is the k-th sub-folder). All images must share one size (it goes into property).
-PackReport pack_folder(const std::string& folder, const std::string& out);
+// `info` goes into out/dataset.json where it differs from the defaults (a stale dataset.json is
+// removed otherwise).
+PackReport pack_folder(const std::string& folder, const std::string& out,
+                       const DatasetInfo& info = {});
 // From any image source (procedural identities): each image encoded as JPEG at `quality`.
 PackReport pack_source(const ImageSource& source, const std::string& out, int quality,
                        const std::function<void(int64_t, int64_t)>& progress);

@@ -1,5 +1,6 @@
 #include "data/recordio_dataset.h"
 
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -94,6 +95,48 @@ DatasetProperty read_property(const std::string& dir) {
   return {n, h, w};
 }
 
+DatasetInfo read_dataset_info(const std::string& dir) {
+  const std::string path = dir + "/" + kDatasetInfoFile;
+  DatasetInfo info;
+  std::ifstream in(path);
+  if (!in) {
+    return info;
+  }
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const std::string fix =
+      "; it holds {\"format\": \"ffc-dataset\", \"format_version\": 1, "
+      "\"flip\": true|false} (remove it, or re-pack with `ffc pack`)";
+  if (j.is_discarded() || !j.is_object()) {
+    throw FormatError(path + ": not a JSON object" + fix);
+  }
+  if (!j.contains("format") || j["format"] != "ffc-dataset") {
+    throw FormatError(path + ": key 'format' is not \"ffc-dataset\"" + fix);
+  }
+  if (!j.contains("format_version") || !j["format_version"].is_number_integer() ||
+      j["format_version"].get<int64_t>() < 1 || j["format_version"].get<int64_t>() > 1) {
+    throw FormatError(path + ": key 'format_version' must be 1 (this ffc reads version 1)" + fix);
+  }
+  if (j.contains("flip")) {
+    if (!j["flip"].is_boolean()) {
+      throw FormatError(path + ": key 'flip' must be true or false" + fix);
+    }
+    info.flip = j["flip"].get<bool>();
+  }
+  return info;
+}
+
+std::string dataset_info_json(const DatasetInfo& info) {
+  nlohmann::ordered_json j;
+  j["format"] = "ffc-dataset";
+  j["format_version"] = 1;
+  j["flip"] = info.flip;
+  j["flip_means"] =
+      info.flip ? "training may mirror images (flip: true)"
+                : "a mirrored image is another identity: train with flip: false; evaluation "
+                  "never mirrors";
+  return j.dump(2) + "\n";
+}
+
 std::string dataset_folder(const std::string& path) {
   return is_directory(path) ? path : dir_of(path);
 }
@@ -121,7 +164,9 @@ RecordDataset::RecordDataset(const std::string& path, const RecordDatasetOptions
   }
   file_ = std::make_shared<RecordFile>(rec_path_);
 
+  dir_ = dir;
   const DatasetProperty property = read_property(dir);
+  info_ = read_dataset_info(dir);
   num_classes_ = property.num_classes;
   height_ = property.height;
   width_ = property.width;
@@ -258,8 +303,8 @@ RecordDataset::RecordDataset(const std::string& path, const RecordDatasetOptions
 std::string RecordDataset::describe() const {
   return rec_path_ + ": " + std::to_string(num_images_) + " images, " +
          std::to_string(num_classes_) + " classes, " + std::to_string(height_) + "x" +
-         std::to_string(width_) + (has_identity_records() ? ", identity records" : "") + "; " +
-         index_note_;
+         std::to_string(width_) + (has_identity_records() ? ", identity records" : "") +
+         (info_.flip ? "" : ", no mirroring (dataset.json)") + "; " + index_note_;
 }
 
 int64_t RecordDataset::image_key(int64_t image) const {

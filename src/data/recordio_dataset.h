@@ -32,6 +32,20 @@ struct DatasetProperty {
   int width = 0;
 };
 DatasetProperty read_property(const std::string& dir);
+
+// ffc's own facts about a dataset, in the optional file dataset.json beside property
+// (docs/data.md, "dataset.json"): {"format": "ffc-dataset", "format_version": 1, "flip": false}.
+// flip false: a mirrored image is another identity (glyphs), so training refuses flip: true and
+// evaluation never mirrors. Without the file every default holds (insightface's sets).
+struct DatasetInfo {
+  bool flip = true;
+  bool operator==(const DatasetInfo& o) const { return flip == o.flip; }
+};
+inline constexpr const char* kDatasetInfoFile = "dataset.json";
+// Throws FormatError naming the file and the key for a malformed file.
+DatasetInfo read_dataset_info(const std::string& dir);
+// The file's text for `info`.
+std::string dataset_info_json(const DatasetInfo& info);
 // The folder of a dataset path (the folder itself, or the folder of its train.rec).
 std::string dataset_folder(const std::string& path);
 
@@ -51,6 +65,8 @@ class RecordDataset final : public ImageSource {
   void will_read(int64_t first, int64_t count) const override;
   void drop_cached() const override { file_->drop_cached(); }
   int64_t stored_bytes() const override { return static_cast<int64_t>(file_->size()); }
+  bool mirror_allowed() const override { return info_.flip; }
+  const std::string& folder() const { return dir_; }
 
   // The record key of image `image`, and the byte offset of record `key` in train.rec.
   int64_t image_key(int64_t image) const;
@@ -74,9 +90,11 @@ class RecordDataset final : public ImageSource {
   void build_class_table_from_identity_records() const;
   void build_class_table_by_scan() const;
 
+  std::string dir_;
   std::string rec_path_;
   std::string idx_path_;
   RecordDatasetOptions options_;
+  DatasetInfo info_;
   std::shared_ptr<RecordFile> file_;
   int64_t num_classes_ = 0;
   int height_ = 0;
@@ -123,6 +141,14 @@ class ConcatSource final : public ImageSource {
   int64_t class_image(int64_t label, int64_t j) const override;
   std::unique_ptr<ImageReader> make_reader() const override;
   void will_read(int64_t first, int64_t count) const override;
+  bool mirror_allowed() const override {
+    for (const auto& p : parts_) {
+      if (!p->mirror_allowed()) {
+        return false;
+      }
+    }
+    return true;
+  }
   void drop_cached() const override {
     for (const auto& p : parts_) {
       p->drop_cached();

@@ -183,6 +183,17 @@ void SyntheticSource::for_each_class_size(const std::function<void(int64_t, int6
   }
 }
 
+std::vector<double> synthetic_latent(const SyntheticSpec& spec, int64_t label) {
+  std::vector<double> z(static_cast<size_t>(spec.latent_dim));
+  const auto ulabel = static_cast<uint64_t>(label);
+  for (int l = 0; l < spec.latent_dim; ++l) {
+    const auto ul = static_cast<uint64_t>(l);
+    z[static_cast<size_t>(l)] = normal01(mix({spec.seed, kLatent, ulabel, ul, 0}),
+                                         mix({spec.seed, kLatent, ulabel, ul, 1}));
+  }
+  return z;
+}
+
 std::unique_ptr<ImageReader> SyntheticSource::make_reader() const {
   return std::make_unique<SyntheticReader>(*this);
 }

@@ -43,6 +43,10 @@ struct SyntheticSpec {
 // Throws ConfigError for an impossible spec (names the field and the allowed range).
 void validate(const SyntheticSpec& spec);
 
+// The latent vector of class `label` (latent_dim values; any label, held-out ones included): what
+// its images share. Close latents make similar-looking identities (hard impostors).
+std::vector<double> synthetic_latent(const SyntheticSpec& spec, int64_t label);
+
 class SyntheticSource final : public ImageSource {
  public:
   explicit SyntheticSource(const SyntheticSpec& spec);

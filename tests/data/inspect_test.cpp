@@ -7,7 +7,9 @@
 
 #include <fstream>
 
+#include "common/config.h"
 #include "common/error.h"
+#include "data/dataset.h"
 #include "data/recordio_dataset.h"
 #include "data/synthetic.h"
 #include "support/temp_dir.h"
@@ -116,6 +118,75 @@ TEST(Verify, ListsEveryBadRecord) {
   EXPECT_NE(bad[0].reason.find("record 5 at byte " + std::to_string(offset)), std::string::npos)
       << bad[0].reason;
   EXPECT_NE(bad[0].reason.find("not a JPEG"), std::string::npos);
+}
+
+// A glyph set's dataset.json ("flip": false): packed with the folder, read back by the dataset,
+// reported by stat, and training with flip: true is refused while flip: false trains.
+TEST(Pack, NoFlipDatasetInfo) {
+  test::TempDir dir;
+  const std::string images = dir.file("glyphs");
+  ::mkdir(images.c_str(), 0755);
+  for (const char* name : {"a", "b"}) {
+    ::mkdir((images + "/" + name).c_str(), 0755);
+    write_jpeg(images + "/" + name + "/0.jpg", 16, 100);
+    write_jpeg(images + "/" + name + "/1.jpg", 16, 150);
+  }
+  DatasetInfo info;
+  info.flip = false;
+  pack_folder(images, dir.file("out"), info);
+  ASSERT_TRUE(exists(dir.file("out") + "/dataset.json"));
+  EXPECT_FALSE(read_dataset_info(dir.file("out")).flip);
+  RecordDatasetOptions o;
+  o.image_size = 16;
+  const RecordDataset ds(dir.file("out"), o);
+  EXPECT_FALSE(ds.mirror_allowed());
+  EXPECT_NE(ds.describe().find("no mirroring"), std::string::npos);
+  EXPECT_FALSE(dataset_stats(ds).flip);
+  EXPECT_NE(stats_json(dataset_stats(ds), "out").find("\"flip\": false"), std::string::npos);
+
+  Config config;
+  config.rec = dir.file("out");
+  config.image_size = 16;
+  config.batch_size = 2;
+  config.flip = true;
+  try {
+    make_planner(config, ds, 0, 1);
+    FAIL() << "flip: true on a no-flip set must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("set flip: false"), std::string::npos) << e.what();
+  }
+  config.flip = false;
+  EXPECT_NO_THROW(make_planner(config, ds, 0, 1));
+  config.method = "ffc";
+  EXPECT_NO_THROW(make_planner(config, ds, 0, 1));
+
+  // Packing the same folder again without the flag removes the stale file: flips allowed.
+  pack_folder(images, dir.file("out"));
+  EXPECT_FALSE(exists(dir.file("out") + "/dataset.json"));
+  EXPECT_TRUE(RecordDataset(dir.file("out"), o).mirror_allowed());
+}
+
+TEST(Pack, DatasetInfoErrorsNameTheFileAndTheKey) {
+  test::TempDir dir;
+  EXPECT_TRUE(read_dataset_info(dir.path()).flip);  // no file: insightface's sets
+  const auto expect_error = [&](const std::string& text, const std::string& want) {
+    std::ofstream(dir.file("dataset.json")) << text;
+    try {
+      read_dataset_info(dir.path());
+      FAIL() << "accepted: " << text;
+    } catch (const FormatError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(dir.file("dataset.json")), std::string::npos) << m;
+      EXPECT_NE(m.find(want), std::string::npos) << m;
+    }
+  };
+  expect_error("not json", "not a JSON object");
+  expect_error("{\"flip\": false}", "'format'");
+  expect_error("{\"format\": \"ffc-dataset\", \"format_version\": 2}", "'format_version'");
+  expect_error("{\"format\": \"ffc-dataset\", \"format_version\": 1, \"flip\": 0}", "'flip'");
+  std::ofstream(dir.file("dataset.json"))
+      << "{\"format\": \"ffc-dataset\", \"format_version\": 1, \"flip\": false}";
+  EXPECT_FALSE(read_dataset_info(dir.path()).flip);
 }
 
 }  // namespace
