@@ -94,8 +94,13 @@ int run_eval(const EvalCommand& cmd) {
   }
   // Open every set file before any work: a wrong path fails at once.
   std::vector<std::unique_ptr<eval::VerificationSetFile>> sets;
+  std::vector<std::unique_ptr<eval::LongtailSetFile>> longtail_sets;
   for (const std::string& path : set_files) {
-    sets.push_back(std::make_unique<eval::VerificationSetFile>(path));
+    if (eval::set_file_format(path) == eval::kLongtailSetFormat) {
+      longtail_sets.push_back(std::make_unique<eval::LongtailSetFile>(path));
+    } else {
+      sets.push_back(std::make_unique<eval::VerificationSetFile>(path));
+    }
   }
 
   Session session = start_session(config, comm::parse_backend(cmd.backend));
@@ -110,8 +115,9 @@ int run_eval(const EvalCommand& cmd) {
       // Rendered at image_size as configured (the held-out identities need no network).
       const data::SyntheticSpec spec = synthetic_spec_for(resolved, config.image_size);
       const data::SyntheticSource source(spec);
-      const eval::VerificationSet set =
-          eval::synthetic_set(source, eval::heldout_pairs(spec, config.val_pairs), "heldout", 95);
+      const eval::VerificationSet set = eval::synthetic_set(
+          source, eval::heldout_pairs(spec, config.val_pairs, config.val_hard_impostors), "heldout",
+          95);
       eval::write_verification_set(cmd.save_heldout, set);
       std::cerr << "wrote " << cmd.save_heldout << ": " << set.pairs()
                 << " held-out pairs of procedural identities, " << spec.image_size << "x"
@@ -135,10 +141,16 @@ int run_eval(const EvalCommand& cmd) {
   options.flip = !cmd.no_flip;
   options.batch = cmd.batch;
   options.norm = loaded.input_norm;
+  options.hard_impostors = config.val_hard_impostors;
   const data::ColorOrder order = data::parse_color_order(config.color_order);
   std::vector<eval::VerificationReport> reports;
   for (const auto& set : sets) {
     reports.push_back(eval::evaluate_set_file(net, *set, order, comm, options));
+  }
+  std::vector<eval::LongtailReport> longtails;
+  for (const auto& set : longtail_sets) {
+    longtails.push_back(eval::evaluate_longtail_file(net, *set, order, comm, options.batch,
+                                                     options.flip, options.norm));
   }
   bool has_longtail = false;
   eval::LongtailReport longtail;
@@ -149,7 +161,7 @@ int run_eval(const EvalCommand& cmd) {
     }
     if (config.val_identities > 0) {
       longtail = eval::evaluate_longtail(net, synthetic, config.val_identities, comm, options.batch,
-                                         options.flip, options.norm);
+                                         options.flip, options.norm, options.hard_impostors);
       has_longtail = true;
     }
   }
@@ -195,6 +207,15 @@ int run_eval(const EvalCommand& cmd) {
       targets.push_back(t);
     }
     doc["targets"] = targets;
+    if (!longtails.empty()) {
+      nlohmann::ordered_json sets_json = nlohmann::ordered_json::array();
+      for (size_t i = 0; i < longtails.size(); ++i) {
+        nlohmann::ordered_json t = eval::to_json(longtails[i]);
+        t["file"] = longtail_sets[i]->path();
+        sets_json.push_back(t);
+      }
+      doc["longtail_sets"] = sets_json;
+    }
     if (has_longtail) {
       doc["longtail"] = eval::to_json(longtail);
     }
@@ -209,6 +230,11 @@ int run_eval(const EvalCommand& cmd) {
       if (!roc_files[i].empty()) {
         std::cout << "[" << reports[i].name << "][" << loaded.step << "] ROC: " << roc_files[i]
                   << "\n";
+      }
+    }
+    for (const eval::LongtailReport& r : longtails) {
+      for (const std::string& line : eval::report_lines(r, loaded.step)) {
+        std::cout << line << "\n";
       }
     }
     if (has_longtail) {

@@ -514,6 +514,10 @@ const std::vector<KeySpec>& key_table() {
       int_key("val_identities", &Config::val_identities, 0, 100000,
               "rec: synthetic - identities per training-count bucket of the long-tail "
               "breakdown; 0: none."),
+      real_key("val_hard_impostors", &Config::val_hard_impostors, 0.0, 1.0, false, false,
+               "rec: synthetic - share of the impostor pairs (held-out pairs and long-tail "
+               "buckets) whose second identity is the nearest one in latent space instead of a "
+               "random one (hard impostors)."),
   };
   return table;
 }

@@ -93,6 +93,7 @@ struct Config {
   std::string eval_net = "probe";
   std::vector<std::string> val_targets;  // verification set files (insightface's key)
   int64_t val_identities = 500;          // per training-count bucket, long-tail breakdown
+  double val_hard_impostors = 0.0;       // share of procedural impostor pairs that are hard
 };
 
 // One documented key of the Config struct.

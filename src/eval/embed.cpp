@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "common/error.h"
 #include "model/backbone.h"
 #include "model/normalize.h"
@@ -118,16 +120,55 @@ at::Tensor embed(model::Backbone& net, const at::Tensor& images, int64_t batch, 
   return normalized(raw, flip);
 }
 
-SyntheticPairs heldout_pairs(const data::SyntheticSpec& spec, int64_t pairs) {
+int64_t nearest_identity(const data::SyntheticSpec& spec, int64_t label,
+                         const std::vector<int64_t>& candidates) {
+  const std::vector<double> z = data::synthetic_latent(spec, label);
+  int64_t best = -1;
+  double best_d = 0;
+  for (const int64_t c : candidates) {
+    if (c == label) {
+      continue;
+    }
+    const std::vector<double> w = data::synthetic_latent(spec, c);
+    double d = 0;
+    for (size_t l = 0; l < z.size(); ++l) {
+      d += (z[l] - w[l]) * (z[l] - w[l]);
+    }
+    if (best < 0 || d < best_d) {
+      best = c;
+      best_d = d;
+    }
+  }
+  FFC_CHECK(best >= 0, "nearest_identity: no candidate other than the label itself");
+  return best;
+}
+
+SyntheticPairs heldout_pairs(const data::SyntheticSpec& spec, int64_t pairs, double hard_share) {
+  FFC_CHECK(hard_share >= 0.0 && hard_share <= 1.0, "hard impostor share outside [0, 1]");
   SyntheticPairs p;
   const int64_t base = spec.num_classes;
+  std::vector<int64_t> pool;
+  if (hard_share > 0.0) {
+    for (int64_t c = 0; c < kHardImpostorPool; ++c) {
+      pool.push_back(base + 2 * pairs + c);
+    }
+  }
   for (int64_t k = 0; k < pairs; ++k) {
     const bool genuine = k % 2 == 0;
     p.label_a.push_back(base + k);
     p.image_a.push_back(0);
-    // Genuine: a second image of the same identity; impostor: an identity of its own.
-    p.label_b.push_back(genuine ? base + k : base + pairs + k);
-    p.image_b.push_back(genuine ? 1 : 0);
+    // Impostor i = k / 2 is hard when the share's running count steps at it.
+    const int64_t i = k / 2;
+    const bool hard = !genuine && std::floor((static_cast<double>(i) + 1) * hard_share) >
+                                      std::floor(static_cast<double>(i) * hard_share);
+    if (hard) {
+      p.label_b.push_back(nearest_identity(spec, base + k, pool));
+      p.image_b.push_back(k);
+    } else {
+      // Genuine: a second image of the same identity; impostor: an identity of its own.
+      p.label_b.push_back(genuine ? base + k : base + pairs + k);
+      p.image_b.push_back(genuine ? 1 : 0);
+    }
     p.same.push_back(genuine ? 1 : 0);
   }
   return p;

@@ -75,7 +75,16 @@ struct SyntheticPairs {
   std::vector<int64_t> label_a, image_a, label_b, image_b;
   std::vector<uint8_t> same;
 };
-SyntheticPairs heldout_pairs(const data::SyntheticSpec& spec, int64_t pairs);
+// hard_share in [0, 1]: that share of the impostor pairs (spread evenly over them) is hard: the
+// second identity is, instead, the nearest in latent space (what the images share) to the first
+// among kHardImpostorPool other held-out identities (N + 2·pairs ...), and its image is image k.
+inline constexpr int64_t kHardImpostorPool = 256;
+SyntheticPairs heldout_pairs(const data::SyntheticSpec& spec, int64_t pairs,
+                             double hard_share = 0.0);
+// The label among `candidates` whose latent is nearest (Euclidean) to that of `label`, itself
+// left out.
+int64_t nearest_identity(const data::SyntheticSpec& spec, int64_t label,
+                         const std::vector<int64_t>& candidates);
 
 // Renders and normalises the images of pairs [begin, end) of one side (0: a, 1: b).
 at::Tensor render_side(const data::SyntheticSource& source, const SyntheticPairs& pairs, int side,

@@ -3,11 +3,14 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <random>
 
 #include "common/error.h"
+#include "common/logging.h"
 #include "eval/embed.h"
+#include "eval/verification_set.h"
 #include "model/backbone.h"
 
 namespace ffc::eval {
@@ -72,15 +75,18 @@ LongtailSample sample_longtail(const data::SyntheticSource& source, int64_t per_
   return s;
 }
 
-IndexPairs longtail_pairs(const std::vector<int64_t>& identities) {
+IndexPairs longtail_pairs(const std::vector<int64_t>& identities,
+                          const std::vector<int64_t>& partners) {
   IndexPairs p;
   const size_t m = identities.size();
   if (m < 2) {
     return p;
   }
+  FFC_CHECK(partners.empty() || partners.size() == m, "longtail_pairs: one partner per identity");
   for (size_t t = 0; t < m; ++t) {
     const int64_t i = identities[t];
-    const int64_t other = identities[(t + 1) % m];
+    const int64_t other =
+        !partners.empty() && partners[t] >= 0 ? partners[t] : identities[(t + 1) % m];
     p.a.push_back(2 * i);
     p.b.push_back(2 * i + 1);
     p.same.push_back(1);
@@ -91,9 +97,48 @@ IndexPairs longtail_pairs(const std::vector<int64_t>& identities) {
   return p;
 }
 
+std::vector<int64_t> longtail_hard_partners(const data::SyntheticSpec& spec,
+                                            const LongtailSample& sample, double share) {
+  const auto n = static_cast<int64_t>(sample.labels.size());
+  std::vector<int64_t> partner(static_cast<size_t>(n), -1);
+  if (share <= 0.0) {
+    return partner;
+  }
+  std::vector<std::vector<double>> z;
+  z.reserve(static_cast<size_t>(n));
+  for (const int64_t label : sample.labels) {
+    z.push_back(data::synthetic_latent(spec, label));
+  }
+  std::vector<int64_t> seen(longtail_buckets().size(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int b = sample.bucket[static_cast<size_t>(i)];
+    const int64_t t = seen[static_cast<size_t>(b)]++;
+    if (std::floor((static_cast<double>(t) + 1) * share) <=
+        std::floor(static_cast<double>(t) * share)) {
+      continue;
+    }
+    double best_d = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      if (j == i || sample.bucket[static_cast<size_t>(j)] != b) {
+        continue;
+      }
+      double d = 0;
+      for (size_t l = 0; l < z[0].size(); ++l) {
+        const double e = z[static_cast<size_t>(i)][l] - z[static_cast<size_t>(j)][l];
+        d += e * e;
+      }
+      if (partner[static_cast<size_t>(i)] < 0 || d < best_d) {
+        partner[static_cast<size_t>(i)] = j;
+        best_d = d;
+      }
+    }
+  }
+  return partner;
+}
+
 LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSource& source,
                                  int64_t per_bucket, comm::Communicator& comm, int64_t batch,
-                                 bool flip, const InputNorm& norm) {
+                                 bool flip, const InputNorm& norm, double hard_share) {
   FFC_CHECK(net.spec().image_size == source.image_size(),
             "the network takes " + std::to_string(net.spec().image_size) +
                 " pixel images but the procedural identities are rendered at " +
@@ -113,7 +158,52 @@ LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSour
         }
       },
       comm, batch, flip);
-  const at::Tensor emb = normalized(raw, flip);
+  LongtailReport report =
+      score_longtail(normalized(raw, flip), sample, source.spec().seed, "longtail",
+                     longtail_hard_partners(source.spec(), sample, hard_share));
+  report.per_bucket = per_bucket;
+  report.flip = flip;
+  return report;
+}
+
+LongtailSample file_sample(const LongtailSetFile& file) {
+  LongtailSample s;
+  s.labels = file.labels();
+  s.train_images = file.train_images();
+  s.population = file.population();
+  for (const int64_t count : s.train_images) {
+    s.bucket.push_back(bucket_of(count));
+  }
+  return s;
+}
+
+LongtailReport evaluate_longtail_file(model::Backbone& net, const LongtailSetFile& file,
+                                      data::ColorOrder order, comm::Communicator& comm,
+                                      int64_t batch, bool flip, const InputNorm& norm) {
+  const bool use_flip = flip && file.flip_allowed();
+  if (use_flip != flip && comm.rank() == 0) {
+    spdlog::info(
+        "{}: scored without the flip test (the file says a mirrored image is another "
+        "identity)",
+        file.path());
+  }
+  const LongtailSample sample = file_sample(file);
+  const RawEmbeddings raw = embed_distributed(
+      net, file.images(), set_file_filler(file, net.spec().image_size, order, norm), comm, batch,
+      use_flip);
+  LongtailReport report =
+      score_longtail(normalized(raw, use_flip), sample, file.seed(), file.name());
+  std::vector<int64_t> per(longtail_buckets().size(), 0);
+  for (const int b : sample.bucket) {
+    report.per_bucket = std::max(report.per_bucket, ++per[static_cast<size_t>(b)]);
+  }
+  report.flip = use_flip;
+  return report;
+}
+
+LongtailReport score_longtail(const at::Tensor& emb, const LongtailSample& sample, uint64_t seed,
+                              const std::string& name, const std::vector<int64_t>& partner) {
+  const auto n = static_cast<int64_t>(sample.labels.size());
   // Identification: the gallery images of every sampled identity against their probe images.
   std::vector<int64_t> gallery_rows, probe_rows;
   for (int64_t i = 0; i < n; ++i) {
@@ -125,16 +215,15 @@ LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSour
                            emb.index_select(0, row_index(probe_rows)), sample.labels);
 
   LongtailReport report;
-  report.per_bucket = per_bucket;
+  report.name = name;
   report.gallery_identities = n;
-  report.flip = flip;
   const auto& buckets = longtail_buckets();
   std::vector<int64_t> trained;
   IndexPairs trained_pairs;
-  auto make_row = [&](const std::string& name, int64_t population,
+  auto make_row = [&](const std::string& bucket, int64_t population,
                       const std::vector<int64_t>& members, const IndexPairs& pairs) {
     LongtailRow row;
-    row.bucket = name;
+    row.bucket = bucket;
     row.population = population;
     row.identities = static_cast<int64_t>(members.size());
     row.identification = summarize_identification(ranks, n, members);
@@ -155,7 +244,13 @@ LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSour
     if (members.empty()) {
       continue;
     }
-    const IndexPairs pairs = longtail_pairs(members);
+    std::vector<int64_t> partners;
+    if (!partner.empty()) {
+      for (const int64_t i : members) {
+        partners.push_back(partner[static_cast<size_t>(i)]);
+      }
+    }
+    const IndexPairs pairs = longtail_pairs(members, partners);
     report.rows.push_back(make_row(buckets[b].name, sample.population[b], members, pairs));
     if (b > 0) {
       trained.insert(trained.end(), members.begin(), members.end());
@@ -172,7 +267,7 @@ LongtailReport evaluate_longtail(model::Backbone& net, const data::SyntheticSour
     for (size_t i = 0; i < order.size(); ++i) {
       order[i] = i;
     }
-    std::mt19937_64 rng(source.spec().seed);
+    std::mt19937_64 rng(seed);
     std::shuffle(order.begin(), order.end(), rng);
     IndexPairs mixed;
     for (size_t i : order) {

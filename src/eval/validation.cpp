@@ -75,10 +75,17 @@ VerificationReport evaluate_set_file(model::Backbone& net, const VerificationSet
                      : std::string("mixed sizes"),
                  s, s);
   }
-  const RawEmbeddings raw =
-      embed_distributed(net, file.images(), set_file_filler(file, s, order, options.norm), comm,
-                        options.batch, options.flip);
-  return score_pairs(file.name(), raw, file.issame(), options.flip);
+  // A set whose mirrored images are other identities (glyphs) is never scored with the flip test.
+  const bool flip = options.flip && file.flip_allowed();
+  if (flip != options.flip && comm.rank() == 0) {
+    spdlog::info(
+        "{}: scored without the flip test (the file says a mirrored image is another "
+        "identity)",
+        file.path());
+  }
+  const RawEmbeddings raw = embed_distributed(
+      net, file.images(), set_file_filler(file, s, order, options.norm), comm, options.batch, flip);
+  return score_pairs(file.name(), raw, file.issame(), flip);
 }
 
 VerificationReport evaluate_heldout(model::Backbone& net, const data::SyntheticSource& source,
@@ -88,7 +95,7 @@ VerificationReport evaluate_heldout(model::Backbone& net, const data::SyntheticS
             "the network takes " + std::to_string(net.spec().image_size) +
                 " pixel images but the procedural identities are rendered at " +
                 std::to_string(source.image_size()) + "; set image_size to the network's");
-  const SyntheticPairs p = heldout_pairs(source.spec(), pairs);
+  const SyntheticPairs p = heldout_pairs(source.spec(), pairs, options.hard_impostors);
   const int s = source.image_size();
   std::vector<uint8_t> px(static_cast<size_t>(s) * static_cast<size_t>(s) * 3);
   std::vector<float> scratch;
@@ -127,7 +134,7 @@ std::vector<std::string> report_lines(const VerificationReport& r, int64_t step)
 }
 
 std::vector<std::string> report_lines(const LongtailReport& r, int64_t step) {
-  const std::string tag = fmt::format("[longtail][{}] ", step);
+  const std::string tag = fmt::format("[{}][{}] ", r.name, step);
   std::vector<std::string> out;
   out.push_back(tag + fmt::format("{:<8} {:>11} {:>7} {:>19} {:>13} {:>7} {:>7}", "bucket",
                                   "trained ids", "sampled", r.flip ? "accuracy-flip" : "accuracy",
@@ -172,7 +179,7 @@ nlohmann::ordered_json to_json(const VerificationReport& r) {
 
 nlohmann::ordered_json to_json(const LongtailReport& r) {
   nlohmann::ordered_json j;
-  j["target"] = "longtail";
+  j["target"] = r.name;
   j["flip"] = r.flip;
   j["per_bucket"] = r.per_bucket;
   j["gallery_identities"] = r.gallery_identities;
@@ -214,6 +221,7 @@ ValidationResults run_validation(const Config& config, model::Backbone& net,
   options.norm = norm;
   options.flip = true;
   options.batch = 128;
+  options.hard_impostors = config.val_hard_impostors;
   const Rank0Buffers same_network(net, comm);
   ValidationResults results;
   auto emit = [&](const std::vector<std::string>& lines, nlohmann::ordered_json fields) {
@@ -244,6 +252,13 @@ ValidationResults run_validation(const Config& config, model::Backbone& net,
       }
       continue;
     }
+    if (set_file_format(path) == kLongtailSetFormat) {
+      const LongtailSetFile file(path);
+      results.longtail_sets.push_back(evaluate_longtail_file(net, file, order, comm, options.batch,
+                                                             options.flip, options.norm));
+      emit(report_lines(results.longtail_sets.back(), step), to_json(results.longtail_sets.back()));
+      continue;
+    }
     const VerificationSetFile file(path);
     results.verification.push_back(evaluate_set_file(net, file, order, comm, options));
     emit(report_lines(results.verification.back(), step), to_json(results.verification.back()));
@@ -260,7 +275,7 @@ ValidationResults run_validation(const Config& config, model::Backbone& net,
     }
     if (config.val_identities > 0) {
       results.longtail = evaluate_longtail(net, source, config.val_identities, comm, options.batch,
-                                           options.flip, options.norm);
+                                           options.flip, options.norm, options.hard_impostors);
       results.has_longtail = true;
       emit(report_lines(results.longtail, step), to_json(results.longtail));
     }

@@ -29,6 +29,7 @@ struct EvalOptions {
   bool flip = true;                      // flip test; without it, the plain embeddings only
   int64_t batch = 256;                   // images per forward (twice as many rows with flip)
   InputNorm norm = legacy_input_norm();  // the network's input normalisation
+  double hard_impostors = 0.0;           // procedural pairs: share of hard impostors
 };
 
 struct VerificationReport {
@@ -71,7 +72,8 @@ std::string resolve_val_target(const Config& config, const std::string& entry);
 struct ValidationResults {
   std::vector<VerificationReport> verification;  // val_targets, then "heldout"
   bool has_longtail = false;
-  LongtailReport longtail;
+  LongtailReport longtail;                    // rec: synthetic, val_identities
+  std::vector<LongtailReport> longtail_sets;  // long-tail set files of val_targets
 };
 
 // Receives one JSON record per target ({"event": "eval", "step": ..., "target": ..., ...}).
@@ -79,7 +81,8 @@ using RecordSink = std::function<void(const nlohmann::ordered_json&)>;
 
 // The evaluation of a training run at `step`, called by every rank with the network to evaluate
 // (with rank 0's buffers while it runs, Rank0Buffers):
-// each file of val_targets (a missing file is skipped with a warning, as insightface does), and
+// each file of val_targets (verification or long-tail set files, told apart by their format
+// attribute; a missing file is skipped with a warning, as insightface does), and
 // with rec: synthetic the val_pairs held-out pairs ("heldout") and the long-tail breakdown of
 // val_identities identities per bucket ("longtail"). Logs the lines of report_lines at info level
 // and passes each record to `sink`.

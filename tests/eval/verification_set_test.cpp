@@ -9,6 +9,7 @@
 #include "comm/communicator.h"
 #include "common/config.h"
 #include "common/error.h"
+#include "eval/longtail.h"
 #include "eval/validation.h"
 #include "model/backbone.h"
 #include "support/temp_dir.h"
@@ -221,6 +222,285 @@ TEST(ValTargets, RunValidationSkipsMissingFilesAndWritesRecords) {
   EXPECT_EQ(records[1]["target"], "heldout");
   EXPECT_EQ(records[2]["target"], "longtail");
   EXPECT_TRUE(records[2]["buckets"].is_array());
+}
+
+std::shared_ptr<model::Backbone> tiny_net() {
+  model::BackboneSpec spec;
+  spec.name = "tiny";
+  spec.embedding_size = 16;
+  spec.image_size = 32;
+  at::manual_seed(2);
+  return model::make_backbone(spec);
+}
+
+// A set that says a mirrored image is another identity (glyphs) is scored without the flip test,
+// whatever the options ask: the same figures as an evaluation without flip.
+TEST(VerificationSet, NoFlipFileIsScoredWithoutFlip) {
+  test::TempDir dir;
+  const data::SyntheticSource source(spec32());
+  VerificationSet set = synthetic_set(source, heldout_pairs(source.spec(), 20), "g", 95);
+  write_verification_set(dir.file("flip.h5"), set);
+  set.flip = false;
+  write_verification_set(dir.file("noflip.h5"), set);
+  const VerificationSetFile with(dir.file("flip.h5"));
+  const VerificationSetFile without(dir.file("noflip.h5"));
+  EXPECT_TRUE(with.flip_allowed());
+  EXPECT_FALSE(without.flip_allowed());
+  EXPECT_FALSE(without.read_all().flip);
+  auto net = tiny_net();
+  const auto comm = comm::make_single_process_communicator();
+  EvalOptions flip;
+  flip.batch = 16;
+  EvalOptions plain = flip;
+  plain.flip = false;
+  const VerificationReport asked =
+      evaluate_set_file(*net, without, data::ColorOrder::kRgb, *comm, flip);
+  const VerificationReport reference =
+      evaluate_set_file(*net, with, data::ColorOrder::kRgb, *comm, plain);
+  const VerificationReport flipped =
+      evaluate_set_file(*net, with, data::ColorOrder::kRgb, *comm, flip);
+  EXPECT_FALSE(asked.flip);
+  EXPECT_FALSE(asked.has_noflip);
+  EXPECT_TRUE(flipped.flip);
+  EXPECT_EQ(asked.result.accuracy, reference.result.accuracy);
+  EXPECT_EQ(asked.auc, reference.auc);
+  EXPECT_EQ(asked.xnorm, reference.xnorm);
+  EXPECT_NE(asked.xnorm, flipped.xnorm);  // the flip test would have mirrored the images
+  bool plain_line = false;
+  for (const std::string& l : report_lines(asked, 7)) {
+    plain_line |= l.rfind("[g][7] Accuracy: ", 0) == 0;
+    EXPECT_EQ(l.find("Accuracy-Flip"), std::string::npos) << l;
+  }
+  EXPECT_TRUE(plain_line);
+}
+
+// The long-tail breakdown from a file: the procedural sample written as JPEG images, read back
+// and scored; its structure is the procedural breakdown's, its figures close to them (JPEG), and
+// the file's flip = 0 turns the flip test off.
+LongtailSet longtail_set_of(const data::SyntheticSource& source, int64_t per_bucket, bool flip) {
+  data::SyntheticSpec rgb_spec = source.spec();
+  rgb_spec.color_order = data::ColorOrder::kRgb;
+  const data::SyntheticSource rgb(rgb_spec);
+  const LongtailSample sample = sample_longtail(rgb, per_bucket);
+  LongtailSet set;
+  set.name = "lt";
+  set.image_size = rgb.image_size();
+  set.source = "test";
+  set.flip = flip;
+  set.seed = rgb.spec().seed;
+  set.labels = sample.labels;
+  set.train_images = sample.train_images;
+  set.population = sample.population;
+  const int s = rgb.image_size();
+  std::vector<uint8_t> px(static_cast<size_t>(s) * s * 3);
+  std::vector<float> scratch;
+  std::vector<uint8_t> jpeg;
+  data::JpegEncoder encoder;
+  for (size_t i = 0; i < sample.labels.size(); ++i) {
+    for (int64_t k = 0; k < 2; ++k) {
+      rgb.render(sample.labels[i], sample.train_images[i] + k, px.data(), scratch);
+      encoder.encode(px.data(), s, s, 95, jpeg);
+      set.add_image(jpeg);
+    }
+  }
+  return set;
+}
+
+TEST(LongtailSet, WriteReadAndScore) {
+  test::TempDir dir;
+  const data::SyntheticSource source(spec32());
+  const LongtailSet set = longtail_set_of(source, 8, true);
+  write_longtail_set(dir.file("lt.h5"), set);
+  EXPECT_EQ(set_file_format(dir.file("lt.h5")), kLongtailSetFormat);
+  const LongtailSetFile file(dir.file("lt.h5"));
+  EXPECT_EQ(file.name(), "lt");
+  EXPECT_EQ(file.image_size(), 32);
+  EXPECT_EQ(file.labels(), set.labels);
+  EXPECT_EQ(file.train_images(), set.train_images);
+  EXPECT_EQ(file.population(), set.population);
+  EXPECT_EQ(file.seed(), set.seed);
+  EXPECT_TRUE(file.flip_allowed());
+  EXPECT_EQ(file.images(), 2 * file.identities());
+
+  auto net = tiny_net();
+  const auto comm = comm::make_single_process_communicator();
+  const LongtailReport from_file =
+      evaluate_longtail_file(*net, file, data::ColorOrder::kRgb, *comm, 16, true);
+  const LongtailReport rendered = evaluate_longtail(*net, source, 8, *comm, 16, true);
+  EXPECT_EQ(from_file.name, "lt");
+  EXPECT_TRUE(from_file.flip);
+  EXPECT_EQ(from_file.per_bucket, 8);
+  EXPECT_EQ(from_file.gallery_identities, rendered.gallery_identities);
+  ASSERT_EQ(from_file.rows.size(), rendered.rows.size());
+  for (size_t r = 0; r < rendered.rows.size(); ++r) {
+    EXPECT_EQ(from_file.rows[r].bucket, rendered.rows[r].bucket);
+    EXPECT_EQ(from_file.rows[r].population, rendered.rows[r].population);
+    EXPECT_EQ(from_file.rows[r].identities, rendered.rows[r].identities);
+    EXPECT_EQ(from_file.rows[r].verified, rendered.rows[r].verified);
+    EXPECT_NEAR(from_file.rows[r].verification.accuracy, rendered.rows[r].verification.accuracy,
+                0.25);
+  }
+  const auto j = to_json(from_file);
+  EXPECT_EQ(j["target"], "lt");
+  EXPECT_NE(report_lines(from_file, 3).front().find("[lt][3] bucket"), std::string::npos);
+
+  // flip = 0: scored on the plain embeddings, as an evaluation without flip.
+  write_longtail_set(dir.file("noflip.h5"), longtail_set_of(source, 8, false));
+  const LongtailSetFile noflip(dir.file("noflip.h5"));
+  EXPECT_FALSE(noflip.flip_allowed());
+  const LongtailReport asked =
+      evaluate_longtail_file(*net, noflip, data::ColorOrder::kRgb, *comm, 16, true);
+  const LongtailReport plain =
+      evaluate_longtail_file(*net, file, data::ColorOrder::kRgb, *comm, 16, false);
+  EXPECT_FALSE(asked.flip);
+  ASSERT_EQ(asked.rows.size(), plain.rows.size());
+  for (size_t r = 0; r < plain.rows.size(); ++r) {
+    EXPECT_EQ(asked.rows[r].identification.top1, plain.rows[r].identification.top1);
+    EXPECT_EQ(asked.rows[r].verification.accuracy, plain.rows[r].verification.accuracy);
+  }
+}
+
+TEST(LongtailSet, BadFiles) {
+  test::TempDir dir;
+  const data::SyntheticSource source(spec32());
+  LongtailSet set = longtail_set_of(source, 3, true);
+  // A verification set is not a long-tail set, and the message says what makes one.
+  write_verification_set(dir.file("v.h5"),
+                         synthetic_set(source, heldout_pairs(source.spec(), 4), "v", 95));
+  try {
+    LongtailSetFile f(dir.file("v.h5"));
+    ADD_FAILURE() << "accepted a verification set";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("not an ffc long-tail set"), std::string::npos)
+        << e.what();
+  }
+  // Inconsistent sets are refused before anything is written.
+  LongtailSet short_counts = set;
+  short_counts.train_images.pop_back();
+  EXPECT_THROW(write_longtail_set(dir.file("a.h5"), short_counts), Error);
+  LongtailSet missing_image = set;
+  missing_image.offsets.pop_back();
+  EXPECT_THROW(write_longtail_set(dir.file("b.h5"), missing_image), Error);
+  LongtailSet population = set;
+  population.population.pop_back();
+  EXPECT_THROW(write_longtail_set(dir.file("c.h5"), population), Error);
+  // A file whose population has 4 entries (written by hand): the reader names the dataset.
+  write_longtail_set(dir.file("d.h5"), set);
+  {
+    h5::File f = h5::File::open_write(dir.file("d.h5"));
+    FFC_H5_CHECK(H5Ldelete(f.root().id(), "population", H5P_DEFAULT));
+    h5::Dataset ds = f.root().create_dataset("population", h5::ElementType::kInt64, {4});
+    const int64_t four[4] = {0, 1, 2, 3};
+    ds.write(h5::ElementType::kInt64, four);
+    ds.close();
+    f.close();
+  }
+  try {
+    LongtailSetFile f(dir.file("d.h5"));
+    ADD_FAILURE() << "accepted 4 population entries";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'population' has 4 entries"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Hard impostors of procedural held-out pairs: the chosen share of the impostor pairs, spread
+// evenly, pairs an identity with its nearest neighbour in latent space; genuine pairs and the
+// other impostors are those of the default.
+TEST(HeldoutPairs, HardImpostorsAreTheNearestIdentities) {
+  const data::SyntheticSpec spec = spec32();
+  const SyntheticPairs plain = heldout_pairs(spec, 40);
+  const SyntheticPairs none = heldout_pairs(spec, 40, 0.0);
+  EXPECT_EQ(plain.label_b, none.label_b);
+  const SyntheticPairs hard = heldout_pairs(spec, 40, 0.5);
+  std::vector<int64_t> pool;
+  for (int64_t c = 0; c < kHardImpostorPool; ++c) {
+    pool.push_back(spec.num_classes + 80 + c);
+  }
+  auto dist = [&](int64_t a, int64_t b) {
+    const auto za = data::synthetic_latent(spec, a);
+    const auto zb = data::synthetic_latent(spec, b);
+    double d = 0;
+    for (size_t l = 0; l < za.size(); ++l) {
+      d += (za[l] - zb[l]) * (za[l] - zb[l]);
+    }
+    return d;
+  };
+  int n_hard = 0;
+  double hard_d = 0, random_d = 0;
+  for (size_t k = 0; k < 40; ++k) {
+    EXPECT_EQ(hard.same[k], plain.same[k]);
+    EXPECT_EQ(hard.label_a[k], plain.label_a[k]);
+    if (plain.same[k]) {
+      EXPECT_EQ(hard.label_b[k], plain.label_b[k]);
+      continue;
+    }
+    const bool is_hard = hard.label_b[k] != plain.label_b[k];
+    EXPECT_EQ(is_hard, (k / 2) % 2 == 1) << "impostor " << k / 2;  // every other impostor
+    random_d += dist(plain.label_a[k], plain.label_b[k]);
+    if (is_hard) {
+      ++n_hard;
+      hard_d += dist(hard.label_a[k], hard.label_b[k]);
+      // The nearest of the pool, by brute force.
+      for (int64_t c : pool) {
+        EXPECT_LE(dist(hard.label_a[k], hard.label_b[k]), dist(hard.label_a[k], c));
+      }
+    }
+  }
+  EXPECT_EQ(n_hard, 10);
+  EXPECT_LT(hard_d / n_hard, 0.5 * random_d / 20);  // much nearer than random pairs
+}
+
+TEST(HeldoutPairs, LongtailHardPartnersStayInTheirBucket) {
+  const data::SyntheticSource source(spec32());
+  const LongtailSample sample = sample_longtail(source, 10);
+  const std::vector<int64_t> none = longtail_hard_partners(source.spec(), sample, 0.0);
+  for (int64_t p : none) {
+    EXPECT_EQ(p, -1);
+  }
+  const std::vector<int64_t> all = longtail_hard_partners(source.spec(), sample, 1.0);
+  const std::vector<int64_t> half = longtail_hard_partners(source.spec(), sample, 0.5);
+  int64_t halves = 0;
+  for (size_t i = 0; i < sample.labels.size(); ++i) {
+    ASSERT_GE(all[i], 0);
+    EXPECT_NE(all[i], static_cast<int64_t>(i));
+    EXPECT_EQ(sample.bucket[static_cast<size_t>(all[i])], sample.bucket[i]);
+    halves += half[i] >= 0;
+    if (half[i] >= 0) {
+      EXPECT_EQ(half[i], all[i]);
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(halves), 0.5 * static_cast<double>(sample.labels.size()), 3.0);
+}
+
+// A long-tail set file in val_targets: evaluated during training beside the verification sets,
+// one record named by the file.
+TEST(ValTargets, RunValidationEvaluatesLongtailFiles) {
+  test::TempDir dir;
+  const data::SyntheticSource source(spec32());
+  write_longtail_set(dir.file("lt.h5"), longtail_set_of(source, 6, false));
+  ConfigLoader loader;
+  loader.set("val_targets=[" + dir.file("lt.h5") + "]");
+  loader.set("rec=synthetic");
+  loader.set("num_classes=200");
+  loader.set("image_size=32");
+  loader.set("seed=4");
+  loader.set("val_pairs=0");
+  loader.set("val_identities=0");
+  const Config c = loader.finish();
+  auto net = tiny_net();
+  const auto comm = comm::make_single_process_communicator();
+  std::vector<nlohmann::ordered_json> records;
+  const ValidationResults r = run_validation(
+      c, *net, *comm, 5, [&](const nlohmann::ordered_json& j) { records.push_back(j); });
+  EXPECT_TRUE(r.verification.empty());
+  ASSERT_EQ(r.longtail_sets.size(), 1u);
+  EXPECT_EQ(r.longtail_sets[0].name, "lt");
+  EXPECT_FALSE(r.longtail_sets[0].flip);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["target"], "lt");
+  EXPECT_EQ(records[0]["flip"], false);
+  EXPECT_TRUE(records[0]["buckets"].is_array());
 }
 
 }  // namespace
