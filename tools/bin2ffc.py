@@ -12,12 +12,15 @@ The HDF5 file (h5py, no other dependency):
     offsets  int64 [2P + 1]        image i is images[offsets[i]:offsets[i + 1]]
     issame   uint8 [P]
     attributes: format "ffc-verification-set", format_version 1, name, image_size (side of the
-    images when they are all square and of one size, else 0), pairs, source, producer.
+    images when they are all square and of one size, else 0), pairs, source, producer, and
+    flip = 0 where a mirrored image is another identity (glyphs): ffc then scores the set without
+    the flip test.
 
 Usage:
     /usr/bin/python3 tools/bin2ffc.py lfw.bin cfp_fp.bin agedb_30.bin   # -> lfw.h5, ... beside them
     /usr/bin/python3 tools/bin2ffc.py lfw.bin --out sets/lfw.h5 [--name lfw]
     /usr/bin/python3 tools/bin2ffc.py --to-bin lfw.h5 --out lfw.bin    # back to insightface's .bin
+    /usr/bin/python3 tools/bin2ffc.py glyphs.bin --no-flip    # never scored with the flip test
 
 Unpickling runs only the constructors a .bin needs (bytes, bytearray, numpy arrays); anything
 else in the pickle is refused.
@@ -166,7 +169,9 @@ def check_images(images, path):
     return 0
 
 
-def write_set(out, images, same, name, source):
+def write_set(out, images, same, name, source, flip=True):
+    """Writes the set file; flip=False records that mirrored images are other identities (a
+    glyph set), so that ffc scores the set without the flip test."""
     image_size = check_images(images, source)
     offsets = np.zeros(len(images) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(b) for b in images])
@@ -183,6 +188,8 @@ def write_set(out, images, same, name, source):
             f.attrs["pairs"] = np.int64(len(same))
             f.attrs["source"] = os.path.basename(source)
             f.attrs["producer"] = "tools/bin2ffc.py"
+            if not flip:
+                f.attrs["flip"] = np.int64(0)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
@@ -213,6 +220,8 @@ def main(argv=None):
     p.add_argument("--out", help="output file (one input only); default: the input beside itself")
     p.add_argument("--name", help="set name (default: the input's file name without extension)")
     p.add_argument("--to-bin", action="store_true", help="convert .h5 sets back to .bin pickles")
+    p.add_argument("--no-flip", action="store_true",
+                   help="mark the set as not mirror-invariant (glyphs): scored without flip")
     args = p.parse_args(argv)
     if args.out and len(args.inputs) != 1:
         p.error("--out takes one input")
@@ -232,7 +241,7 @@ def main(argv=None):
             out = args.out or stem + ".h5"
             name = args.name or os.path.basename(stem)
             images, same = load_bin(path)
-            size = write_set(out, images, same, name, path)
+            size = write_set(out, images, same, name, path, flip=not args.no_flip)
             genuine = sum(same)
             total = sum(len(b) for b in images)
             side = f"{size}x{size}" if size else "mixed sizes"

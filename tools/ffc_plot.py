@@ -27,6 +27,12 @@
         minutes of training (evaluations left out), and TAR@FAR=1e-3 against the epoch: one
         colour per configuration, one line per seed.
 
+    ffc_plot.py sheet DATASET [--identities 16] [--images 12] [--seed 0] [--out sheet.png]
+        DATASET: a dataset folder (train.rec, train.idx, property). A contact sheet: rows of
+        identities drawn at random, each with up to --images of its images, labelled with its
+        label and number of images (and, for a glyph set, its character and code point from
+        identities.tsv), so that you can see what you train on.
+
 Needs Debian's python3-matplotlib (and python3-numpy; python3-h5py for the pool's histogram).
 Use /usr/bin/python3. Plots are drawn with the Agg backend: no display is needed.
 """
@@ -403,6 +409,66 @@ def plot_accuracy(args):
     save(fig, args.out)
 
 
+# --- sheet ---------------------------------------------------------------------------------------
+
+
+def glyph_names(folder):
+    """label -> "U+4E00 一" from a glyph set's identities.tsv, or {}."""
+    path = os.path.join(folder, "identities.tsv")
+    if not os.path.isfile(path):
+        return {}
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        next(f, None)
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) >= 3:
+                out[int(fields[0])] = f"{fields[1]}"
+    return out
+
+
+def plot_sheet(args):
+    import io
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ffc_recordio
+
+    try:
+        ds = ffc_recordio.Dataset(args.dataset)
+    except ffc_recordio.RecordError as e:
+        fail(str(e))
+    labels = random.Random(args.seed).sample(range(ds.num_classes),
+                                             min(args.identities, ds.num_classes))
+    names = glyph_names(args.dataset)
+    rows, cols = len(labels), args.images
+    fig, axes = plt.subplots(rows, cols + 1, figsize=(0.9 * cols + 1.3, 0.9 * rows + 0.4),
+                             gridspec_kw={"width_ratios": [1.3] + [1] * cols}, squeeze=False)
+    for r, label in enumerate(labels):
+        keys = list(ds.class_keys(label))
+        info = axes[r][0]
+        info.axis("off")
+        text = f"{label}\n{len(keys)} image{'s' if len(keys) != 1 else ''}"
+        if label in names:
+            text = f"{names[label]}\n" + text
+        info.text(0.0, 0.5, text, fontsize=7, va="center", ha="left")
+        for c in range(cols):
+            ax = axes[r][c + 1]
+            ax.axis("off")
+            if c < len(keys):
+                _, jpeg = ds.image(keys[c])
+                img = np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"))
+                ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ds.close()
+    fig.suptitle(f"{os.path.basename(os.path.abspath(args.dataset))}: {rows} of "
+                 f"{ds.num_classes:,} identities, up to {cols} images each", fontsize=9)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.05)
+    save(fig, args.out)
+
+
 def save(fig, out):
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
@@ -435,6 +501,13 @@ def main(argv=None):
     p.add_argument("--out", default="accuracy-curves.png",
                    help="PNG to write (default accuracy-curves.png)")
     p.set_defaults(func=plot_accuracy)
+    p = sub.add_parser("sheet", help="a contact sheet of a dataset: identities x their images")
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder (train.rec, train.idx)")
+    p.add_argument("--identities", type=int, default=16, help="rows (default 16)")
+    p.add_argument("--images", type=int, default=12, help="images per row (default 12)")
+    p.add_argument("--seed", type=int, default=0, help="which identities (default 0)")
+    p.add_argument("--out", default="sheet.png", help="PNG to write (default sheet.png)")
+    p.set_defaults(func=plot_sheet)
     args = parser.parse_args(argv)
     args.func(args)
     return 0
