@@ -393,6 +393,7 @@ class Trainer {
   std::shared_ptr<const data::BatchPlanner> planner_;
   std::unique_ptr<data::Loader> loader_;
   std::shared_ptr<model::Backbone> probe_;
+  Config method_config_;  // config_ with num_classes from the data where it is 0 (methods keep it)
   std::unique_ptr<Method> method_;
   std::unique_ptr<Sgd> sgd_;
   std::unique_ptr<comm::GradientAllReducer> reducer_;
@@ -438,7 +439,13 @@ void Trainer::setup_model() {
   }
   probe_->to(device_);
   broadcast_module(*probe_, comm_);
-  method_ = make_method(config_, *probe_, comm_, planner_->view_rows().back());
+  // The methods size their heads from num_classes; 0 (the default) means the dataset's own.
+  method_config_ = config_;
+  if (method_config_.num_classes <= 0) {
+    method_config_.num_classes = source_->num_classes();
+    spdlog::info("num_classes: {} (from the data)", method_config_.num_classes);
+  }
+  method_ = make_method(method_config_, *probe_, comm_, planner_->view_rows().back());
   const at::ScalarType amp = model::autocast_dtype(spec, device_);
   spdlog::info("network: {}, embedding {}, image {}x{}, trunk in {}, input {}", spec.name,
                spec.embedding_size, spec.image_size, spec.image_size,
