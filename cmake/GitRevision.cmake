@@ -1,7 +1,11 @@
 # Script mode: writes OUTPUT defining ffc::detail::kGitRevision, rewriting it only when it changes.
+# FFC_GIT_REVISION in the environment of the build sets it instead (a packager's release tag;
+# two builds compared by tools/output-digest).
 find_package(Git QUIET)
 set(rev "unknown")
-if(GIT_FOUND AND EXISTS "${SOURCE_DIR}/.git")
+if(DEFINED ENV{FFC_GIT_REVISION})
+  set(rev "$ENV{FFC_GIT_REVISION}")
+elseif(GIT_FOUND AND EXISTS "${SOURCE_DIR}/.git")
   execute_process(COMMAND ${GIT_EXECUTABLE} -C "${SOURCE_DIR}" rev-parse --short=12 HEAD
                   OUTPUT_VARIABLE rev OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0 OR rev STREQUAL "")
