@@ -266,7 +266,7 @@ def embeddings_summary(path):
 
 # --- Writing ffc backbone files ----------------------------------------------------------------
 
-# The HDF5 types ffc writes (src/ckpt/h5.cpp): little-endian float32, float64 and int64.
+# The HDF5 types ffc writes (src/h5/h5.cpp): little-endian float32, float64 and int64.
 _FILE_TYPES = {np.dtype(np.float32): h5py.h5t.IEEE_F32LE,
                np.dtype(np.float64): h5py.h5t.IEEE_F64LE,
                np.dtype(np.int64): h5py.h5t.STD_I64LE}

@@ -13,13 +13,13 @@
 
 #include "apps/commands.h"
 #include "ckpt/checkpoint.h"
-#include "ckpt/input_norm_h5.h"
-#include "ckpt/state_dict_h5.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/text.h"
 #include "data/dataset.h"
 #include "data/synthetic.h"
+#include "h5/input_norm.h"
+#include "h5/state_dict.h"
 #include "model/export.h"
 
 namespace ffc::app {
@@ -89,6 +89,8 @@ Difference max_abs_diff(const ckpt::CheckpointReader& a, const ckpt::CheckpointR
 
 }  // namespace
 
+// Longer than 80 lines: one summary line after another, in the order `ffc ckpt info` prints them;
+// cutting it would only move the lines apart.
 int run_ckpt_info(const CkptCommand& cmd) {
   const ckpt::CheckpointReader r(cmd.path);
   nlohmann::ordered_json j;
@@ -131,16 +133,14 @@ int run_ckpt_info(const CkptCommand& cmd) {
   nlohmann::ordered_json datasets = nlohmann::ordered_json::array();
   for (const auto& name : r.datasets()) {
     const auto d = r.dims(name);
-    const double bytes = static_cast<double>(elements(d)) * ckpt::dtype_size(r.dtype(name));
+    const double bytes = static_cast<double>(elements(d)) * h5::dtype_size(r.dtype(name));
     const std::string group = name.substr(0, name.find('/', 1));
     auto& g = groups[group];
     const bool seen = g.is_object();
     g["datasets"] = (seen ? g["datasets"].get<int64_t>() : 0) + 1;
     g["bytes"] = (seen ? g["bytes"].get<double>() : 0.0) + bytes;
-    datasets.push_back({{"name", name},
-                        {"shape", d},
-                        {"dtype", ckpt::dtype_name(r.dtype(name))},
-                        {"bytes", bytes}});
+    datasets.push_back(
+        {{"name", name}, {"shape", d}, {"dtype", h5::dtype_name(r.dtype(name))}, {"bytes", bytes}});
   }
   if (cmd.json) {
     j["groups"] = groups;
@@ -238,7 +238,7 @@ int run_ckpt_diff(const CkptCommand& cmd) {
 int run_ckpt_export(const CkptCommand& cmd) {
   const ckpt::CheckpointReader r(cmd.path);
   const std::string group = "/" + cmd.net;
-  ckpt::NamedTensors tensors;
+  h5::NamedTensors tensors;
   for (const auto& name : r.datasets(group)) {
     tensors.emplace_back(name.substr(group.size() + 1), r.read(name));
   }
@@ -246,26 +246,26 @@ int run_ckpt_export(const CkptCommand& cmd) {
     throw FormatError(cmd.path + ": no " + group + " network in this checkpoint (method " +
                       r.string_attribute("method") + ")");
   }
-  ckpt::h5::Attributes attrs = {
-      {"format", std::string(model::kBackboneFormat)},
-      {"format_version", model::kBackboneFormatVersion},
-      {"network", r.string_attribute("network")},
-      {"embedding_size", r.int_attribute("embedding_size")},
-      {"image_size", r.int_attribute("image_size")},
-      {"producer", std::string("ffc ckpt export of ") + cmd.path + " step " +
-                       std::to_string(r.int_attribute("step"))}};
+  h5::Attributes attrs = {{"format", std::string(model::kBackboneFormat)},
+                          {"format_version", model::kBackboneFormatVersion},
+                          {"network", r.string_attribute("network")},
+                          {"embedding_size", r.int_attribute("embedding_size")},
+                          {"image_size", r.int_attribute("image_size")},
+                          {"producer", std::string("ffc ckpt export of ") + cmd.path + " step " +
+                                           std::to_string(r.int_attribute("step"))}};
   // The normalisation the network was trained with; checkpoints written before ffc recorded it
   // were trained with ffc's.
-  const InputNorm norm = ckpt::recorded_input_norm_of(r, cmd.path).value_or(legacy_input_norm());
-  for (auto& a : ckpt::input_norm_attributes(norm)) {
+  const InputNorm norm = h5::recorded_input_norm_of(r, cmd.path).value_or(legacy_input_norm());
+  for (auto& a : h5::input_norm_attributes(norm)) {
     attrs.push_back(std::move(a));
   }
-  ckpt::write_tensors_h5(cmd.out, tensors, attrs);
+  h5::write_tensors(cmd.out, tensors, attrs);
   std::cout << "exported the " << cmd.net << " network (" << tensors.size() << " tensors) of "
             << cmd.path << " to " << cmd.out << "\n";
   return 0;
 }
 
+// Longer than 80 lines: the pool's figures computed and printed in one pass over its metadata.
 int run_ckpt_pool_stats(const CkptCommand& cmd) {
   const ckpt::CheckpointReader r(cmd.path);
   if (!r.has("/head/pool/labels")) {

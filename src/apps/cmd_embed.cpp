@@ -11,11 +11,11 @@
 #include "apps/config_cli.h"
 #include "apps/guarded_main.h"
 #include "apps/network_cli.h"
-#include "ckpt/input_norm_h5.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "eval/embed_file.h"
+#include "h5/input_norm.h"
 #include "model/backbone.h"
 
 namespace ffc::app {
@@ -47,12 +47,12 @@ int run_embed(const EmbedCommand& cmd) {
   spdlog::info("network {}; input normalisation {} ({})", loaded.description,
                describe(loaded.input_norm), loaded.input_norm_note);
 
-  ckpt::h5::Attributes attrs = {
+  h5::Attributes attrs = {
       {"network", spec.name},
       {"embedding_size", spec.embedding_size},
       {"image_size", spec.image_size},
   };
-  for (auto& a : ckpt::input_norm_attributes(loaded.input_norm)) {
+  for (auto& a : h5::input_norm_attributes(loaded.input_norm)) {
     attrs.push_back(std::move(a));
   }
   const bool from_checkpoint = !cmd.network.checkpoint.empty();

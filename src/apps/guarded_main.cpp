@@ -1,7 +1,6 @@
 #include "apps/guarded_main.h"
 
 #include <ATen/Parallel.h>
-#include <hdf5.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -9,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/logging.h"
+#include "h5/library.h"
 
 namespace ffc::app {
 namespace {
@@ -54,10 +54,10 @@ int guarded_main(const std::function<int()>& body) {
   // A file still open here is one whose close failed (a full disk during a save; the error was
   // reported): HDF5's teardown of it crashes in its close callback, from H5close or from
   // MPI_Finalize, so the process leaves with its status without either.
-  if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) > 0) {
+  if (h5::open_file_count() > 0) {
     std::_Exit(code);
   }
-  H5close();
+  h5::shut_down();
   comm::finalize_mpi();
   if (code == kExitSavedOnSignal) {
     // Every rank leaves MPI_Finalize together; leaving at once (no static destructors) keeps

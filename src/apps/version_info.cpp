@@ -1,12 +1,12 @@
 #include "apps/version_info.h"
 
 #include <ATen/Context.h>
-#include <hdf5.h>
 #include <torch/version.h>
 
 #include "comm/device.h"
 #include "comm/runtime.h"
 #include "common/version.h"
+#include "h5/library.h"
 
 namespace ffc::app {
 
@@ -19,14 +19,7 @@ std::string version_report() {
   out += " (CPU only)\n";
 #endif
   out += "MPI: " + comm::mpi_library_version() + "\n";
-  unsigned maj = 0, min = 0, rel = 0;
-  H5get_libversion(&maj, &min, &rel);
-  out += "HDF5 " + std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
-#if defined(H5_HAVE_PARALLEL)
-  out += " (parallel)\n";
-#else
-  out += " (serial)\n";
-#endif
+  out += "HDF5 " + h5::library_version() + "\n";
   out += "NCCL/CUDA: " + comm::nccl_version() + "\n";
   const int64_t gpus = at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0;
   out += "CUDA devices usable by LibTorch: " + std::to_string(gpus);

@@ -16,38 +16,39 @@
 #include <functional>
 
 #include "comm/mpi_handle.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/logging.h"
 
 namespace ffc::ckpt {
 namespace {
 
-DType dtype_of(const at::Tensor& t) {
+h5::DType dtype_of(const at::Tensor& t) {
   switch (t.scalar_type()) {
     case at::kFloat:
-      return DType::kFloat32;
+      return h5::DType::kFloat32;
     case at::kDouble:
-      return DType::kFloat64;
+      return h5::DType::kFloat64;
     case at::kLong:
-      return DType::kInt64;
+      return h5::DType::kInt64;
     case at::kByte:
     case at::kBool:
-      return DType::kUInt8;
+      return h5::DType::kUInt8;
     default:
       throw Error(std::string("checkpoint: tensors of type ") + c10::toString(t.scalar_type()) +
                   " are not stored");
   }
 }
 
-at::ScalarType scalar_type_of(DType t) {
+at::ScalarType scalar_type_of(h5::DType t) {
   switch (t) {
-    case DType::kFloat32:
+    case h5::DType::kFloat32:
       return at::kFloat;
-    case DType::kFloat64:
+    case h5::DType::kFloat64:
       return at::kDouble;
-    case DType::kInt64:
+    case h5::DType::kInt64:
       return at::kLong;
-    case DType::kUInt8:
+    case h5::DType::kUInt8:
       return at::kByte;
   }
   return at::kByte;
@@ -68,19 +69,6 @@ std::string shape_text(const std::vector<int64_t>& d) {
     s += (i ? ", " : "") + std::to_string(d[i]);
   }
   return s + "]";
-}
-
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) {
-    throw IoError(path + ": cannot open to sync (" + std::strerror(errno) + ")");
-  }
-  const int rc = ::fsync(fd);
-  const int e = errno;
-  ::close(fd);
-  if (rc != 0) {
-    throw IoError(path + ": fsync failed (" + std::strerror(e) + ")");
-  }
 }
 
 int64_t step_of(const std::string& name) {
@@ -110,57 +98,12 @@ void agreed(comm::Communicator& comm, const std::function<void()>& step) {
   }
 }
 
-// Sets aside `bytes` of disk for `path` without changing its size; false where the filesystem
-// cannot (the file is then written without). Throws IoError when the disk has no room.
-bool reserve_space(const std::string& path, int64_t bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw IoError(path + ": cannot open to reserve space (" + std::strerror(errno) + ")");
-  }
-  const int rc = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes));
-  const int e = errno;
-  ::close(fd);
-  if (rc == 0) {
-    return true;
-  }
-  if (e == EOPNOTSUPP || e == ENOSYS) {
-    return false;
-  }
-  std::string free_text;
-  std::error_code ec;
-  const auto space = std::filesystem::space(std::filesystem::path(path).parent_path(), ec);
-  char buf[160];
-  std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  if (!ec) {
-    char f[64];
-    std::snprintf(f, sizeof(f), "; %.1f MiB free",
-                  static_cast<double>(space.available) / (1 << 20));
-    free_text = f;
-  }
-  throw IoError(path + ": no room for the checkpoint: reserving " + buf + " failed (" +
-                std::strerror(e) + ")" + free_text);
-}
-
-// Gives back the disk reserved beyond the end of `path` (best effort).
-void release_space_beyond_end(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return;
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) == 0) {
-    // Far beyond any checkpoint: everything past the end.
-    ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size, off_t{1} << 50);
-  }
-  ::close(fd);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- writer
 
 CheckpointWriter::CheckpointWriter(const std::string& path, comm::Communicator& comm)
-    : file_(ParallelFile::create(path, comm::mpi_comm(comm))), comm_(&comm) {
+    : file_(h5::ParallelFile::create(path, comm::mpi_comm(comm))), comm_(&comm) {
   attribute("format", std::string(kFormatName));
   attribute("format_version", kFormatVersion);
 }
@@ -171,12 +114,11 @@ CheckpointWriter::~CheckpointWriter() = default;
 
 void CheckpointWriter::replicated(const std::string& name, const at::Tensor& t, int writer) {
   if (comm_ == nullptr) {
-    counted_bytes_ += t.numel() * static_cast<int64_t>(dtype_size(dtype_of(t)));
-    ++counted_datasets_;
+    count(name, dtype_of(t), t.sizes().vec());
     return;
   }
   const at::Tensor c = storable(t);
-  const DType type = dtype_of(c);
+  const h5::DType type = dtype_of(c);
   agreed(*comm_, [&] { file_.create_dataset(name, type, c.sizes().vec()); });
   agreed(*comm_, [&] {
     file_.write_whole(name, type, comm_->rank() == writer ? c.data_ptr() : nullptr, writer);
@@ -187,18 +129,15 @@ void CheckpointWriter::rows(const std::string& name, const at::Tensor& local, in
                             int64_t first, int64_t stride) {
   FFC_CHECK(local.dim() >= 1, "checkpoint rows of a 0-d tensor " + name);
   if (comm_ == nullptr) {
-    int64_t row = 1;
-    for (int64_t d = 1; d < local.dim(); ++d) {
-      row *= local.size(d);
-    }
-    counted_bytes_ += global_rows * row * static_cast<int64_t>(dtype_size(dtype_of(local)));
-    ++counted_datasets_;
+    std::vector<int64_t> dims = local.sizes().vec();
+    dims[0] = global_rows;
+    count(name, dtype_of(local), dims);
     return;
   }
   const at::Tensor c = storable(local);
   std::vector<int64_t> dims = c.sizes().vec();
   dims[0] = global_rows;
-  const DType type = dtype_of(c);
+  const h5::DType type = dtype_of(c);
   agreed(*comm_, [&] { file_.create_dataset(name, type, dims); });
   agreed(*comm_, [&] {
     file_.write_strided_rows(name, type, first, stride, c.size(0),
@@ -206,26 +145,38 @@ void CheckpointWriter::rows(const std::string& name, const at::Tensor& local, in
   });
 }
 
+void CheckpointWriter::count(const std::string& name, h5::DType type,
+                             const std::vector<int64_t>& dims) {
+  int64_t elements = 1;
+  for (const int64_t d : dims) {
+    elements *= d;
+  }
+  counted_bytes_ += elements * static_cast<int64_t>(h5::dtype_size(type));
+  counted_file_bytes_ += h5::dataset_file_bytes(type, dims);
+  ++counted_datasets_;
+  // Its groups ("head/pool/rows": head and head/pool).
+  for (size_t slash = name.find('/', 1); slash != std::string::npos;
+       slash = name.find('/', slash + 1)) {
+    groups_.insert(name.substr(0, slash));
+  }
+}
+
 int64_t CheckpointWriter::needed_bytes() const {
-  // HDF5's own share: object headers, chunk indexes and checksums, about 2.5 KiB per dataset
-  // (measured: a 3.8 MB state in 295 datasets made a 4.5 MB file); twice that, and 2% and 1 MiB
-  // more, is what the disk must hold.
-  return counted_bytes_ + counted_bytes_ / 50 + counted_datasets_ * 5120 + (int64_t{1} << 20);
+  return counted_file_bytes_ + h5::file_overhead_bytes(static_cast<int64_t>(groups_.size()));
 }
 
 void CheckpointWriter::reserve(int64_t bytes) {
   FFC_CHECK(comm_ != nullptr, "reserve() on a counting checkpoint writer");
   agreed(*comm_, [&] {
     if (comm_->rank() == 0) {
-      reserved_ = reserve_space(file_.path(), bytes) ? bytes : 0;
+      file_.reserve(bytes);
     }
   });
 }
 
 void CheckpointWriter::bytes(const std::string& name, const std::string& data) {
   if (comm_ == nullptr) {
-    counted_bytes_ += static_cast<int64_t>(data.size());
-    ++counted_datasets_;
+    count(name, h5::DType::kUInt8, {static_cast<int64_t>(data.size())});
     return;
   }
   // Rank 0's text is stored. The ranks' texts may differ (the last metrics record holds each
@@ -254,21 +205,18 @@ void CheckpointWriter::close() {
     return;
   }
   attribute("complete", int64_t{1});
-  agreed(*comm_, [&] { file_.close(); });
-  if (reserved_ > 0) {
-    release_space_beyond_end(file_.path());
-  }
+  agreed(*comm_, [&] { file_.close(); });  // gives back the reserve beyond the file's end
 }
 
 // ---------------------------------------------------------------- reader
 
 CheckpointReader::CheckpointReader(const std::string& path, comm::Communicator& comm)
-    : file_(ParallelFile::open(path, comm::mpi_comm(comm))) {
+    : file_(h5::ParallelFile::open(path, comm::mpi_comm(comm))) {
   check_format();
 }
 
 CheckpointReader::CheckpointReader(const std::string& path)
-    : file_(ParallelFile::open(path, MPI_COMM_NULL)) {
+    : file_(h5::ParallelFile::open(path, MPI_COMM_NULL)) {
   check_format();
 }
 
@@ -309,7 +257,7 @@ at::Tensor CheckpointReader::read(const std::string& name) const {
   if (!file_.exists(name)) {
     throw FormatError(path() + ": dataset " + name + " is missing");
   }
-  const DType type = file_.element_type(name);
+  const h5::DType type = file_.element_type(name);
   at::Tensor t = at::empty(file_.dims(name), at::TensorOptions().dtype(scalar_type_of(type)));
   file_.read_whole(name, type, t.data_ptr());
   return t;
@@ -345,7 +293,7 @@ void CheckpointReader::read_rows_into(const std::string& name, const at::Tensor&
                       "; this run needs rows up to " + std::to_string(last) + " of shape " +
                       shape_text(want) + "; the checkpoint is of another configuration");
   }
-  const DType type = file_.element_type(name);
+  const h5::DType type = file_.element_type(name);
   at::Tensor buf = at::empty(local.sizes(), at::TensorOptions().dtype(scalar_type_of(type)));
   file_.read_strided_rows(name, type, first, stride, local.size(0),
                           buf.numel() > 0 ? buf.data_ptr() : nullptr);
@@ -368,7 +316,7 @@ int64_t verify_checkpoint(const std::string& path) {
       r.read(name);  // scalar: its CRC attribute is checked
       continue;
     }
-    int64_t row = static_cast<int64_t>(dtype_size(r.dtype(name)));
+    int64_t row = static_cast<int64_t>(h5::dtype_size(r.dtype(name)));
     for (size_t i = 1; i < d.size(); ++i) {
       row *= d[i];
     }
@@ -434,27 +382,8 @@ std::vector<std::string> resume_candidates(const std::string& dir) {
 
 void commit_checkpoint(const std::string& tmp_path, const std::string& dir,
                        const std::string& final_name, int keep) {
-  const std::string final_path = dir + "/" + final_name;
-  fsync_path(tmp_path, false);
-  if (std::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
-    throw IoError(final_path + ": cannot rename the finished checkpoint into place (" +
-                  std::strerror(errno) + ")");
-  }
-  fsync_path(dir, true);
-  const std::string latest_tmp = dir + "/.latest.partial";
-  {
-    std::ofstream out(latest_tmp, std::ios::trunc);
-    out << final_name << "\n";
-    out.close();
-    if (!out) {
-      throw IoError(latest_tmp + ": write failed");
-    }
-  }
-  fsync_path(latest_tmp, false);
-  if (std::rename(latest_tmp.c_str(), (dir + "/latest").c_str()) != 0) {
-    throw IoError(dir + "/latest: cannot update (" + std::strerror(errno) + ")");
-  }
-  fsync_path(dir, true);
+  AtomicFile(dir + "/" + final_name, tmp_path).commit();
+  write_file_atomically(dir + "/latest", final_name + "\n", dir + "/.latest.partial");
   if (keep > 0) {
     const auto all = list_checkpoints(dir);
     for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) {

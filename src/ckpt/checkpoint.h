@@ -12,11 +12,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
-#include "ckpt/parallel_h5.h"
 #include "comm/communicator.h"
+#include "h5/parallel.h"
 
 namespace ffc::ckpt {
 
@@ -48,22 +49,26 @@ class CheckpointWriter {
   bool fell_back_to_independent() const { return file_.fell_back_to_independent(); }
 
   // Collective: rank 0 sets aside `bytes` of disk for the file before anything is written
-  // (fallocate, keeping its size), so that a disk too full for the checkpoint fails here, where
-  // the ranks agree, and not inside HDF5's collective writes, where a rank that fails alone can
-  // leave the others waiting. Throws IoError naming the file, the size and the free space.
-  // Filesystems that cannot reserve (EOPNOTSUPP) are written without.
+  // (h5::ParallelFile::reserve), so that a disk too full for the checkpoint fails here, where the
+  // ranks agree, and not inside HDF5's collective writes, where a rank that fails alone can leave
+  // the others waiting. Throws IoError naming the file, the size and the free space. Filesystems
+  // that cannot reserve (EOPNOTSUPP) are written without.
   void reserve(int64_t bytes);
-  // CountOnly: the bytes of every dataset and the number of datasets; the disk a save needs.
+  // CountOnly: the tensors' bytes, the number of datasets, and the disk the file will take
+  // (h5::dataset_file_bytes: chunks, checksums, HDF5's metadata), within a few percent above.
   int64_t counted_bytes() const { return counted_bytes_; }
   int64_t counted_datasets() const { return counted_datasets_; }
   int64_t needed_bytes() const;
 
  private:
-  ParallelFile file_;
+  h5::ParallelFile file_;
   comm::Communicator* comm_ = nullptr;  // nullptr: CountOnly
   int64_t counted_bytes_ = 0;
   int64_t counted_datasets_ = 0;
-  int64_t reserved_ = 0;
+  int64_t counted_file_bytes_ = 0;
+  std::set<std::string> groups_;
+
+  void count(const std::string& name, h5::DType type, const std::vector<int64_t>& dims);
 };
 
 class CheckpointReader {
@@ -77,7 +82,7 @@ class CheckpointReader {
   const std::string& path() const { return file_.path(); }
   bool has(const std::string& name) const { return file_.exists(name); }
   std::vector<int64_t> dims(const std::string& name) const { return file_.dims(name); }
-  DType dtype(const std::string& name) const { return file_.element_type(name); }
+  h5::DType dtype(const std::string& name) const { return file_.element_type(name); }
   std::vector<std::string> datasets(const std::string& group = "/") const {
     return file_.dataset_paths(group);
   }
@@ -97,7 +102,7 @@ class CheckpointReader {
 
  private:
   void check_format() const;
-  ParallelFile file_;
+  h5::ParallelFile file_;
 };
 
 // Serial: checks the format and completeness, then reads every dataset in blocks of rows, so that

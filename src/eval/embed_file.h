@@ -17,11 +17,11 @@
 #include <string>
 #include <vector>
 
-#include "ckpt/h5.h"
 #include "comm/communicator.h"
 #include "common/input_norm.h"
 #include "data/jpeg.h"
 #include "eval/embed.h"
+#include "h5/h5.h"
 
 namespace ffc::model {
 class Backbone;
@@ -63,7 +63,7 @@ struct EmbedFileOptions {
 // OUT (collective). `attrs`: the root attributes besides format, format_version, count and flip.
 // A failure on any rank ends the write on every rank; OUT is then untouched.
 void write_embeddings_h5(model::Backbone& net, const EmbedInput& input, comm::Communicator& comm,
-                         const std::string& out, const ckpt::h5::Attributes& attrs,
+                         const std::string& out, const h5::Attributes& attrs,
                          const EmbedFileOptions& options);
 
 }  // namespace ffc::eval

@@ -1,8 +1,8 @@
 #include "eval/network_file.h"
 
-#include "ckpt/group_h5.h"
-#include "ckpt/input_norm_h5.h"
 #include "common/error.h"
+#include "h5/input_norm.h"
+#include "h5/state_dict.h"
 #include "model/backbone.h"
 #include "model/export.h"
 #include "model/state_dict.h"
@@ -10,7 +10,7 @@
 namespace ffc::eval {
 namespace {
 
-const ckpt::AttributeValue* find(const ckpt::Attributes& attrs, const std::string& name) {
+const h5::AttributeValue* find(const h5::Attributes& attrs, const std::string& name) {
   for (const auto& [key, value] : attrs) {
     if (key == name) {
       return &value;
@@ -19,9 +19,9 @@ const ckpt::AttributeValue* find(const ckpt::Attributes& attrs, const std::strin
   return nullptr;
 }
 
-int64_t int_attribute(const ckpt::Attributes& attrs, const std::string& name,
+int64_t int_attribute(const h5::Attributes& attrs, const std::string& name,
                       const std::string& path) {
-  const ckpt::AttributeValue* v = find(attrs, name);
+  const h5::AttributeValue* v = find(attrs, name);
   if (v == nullptr) {
     throw FormatError(path + ": root attribute '" + name + "' is missing");
   }
@@ -39,9 +39,9 @@ std::string describe(const model::BackboneSpec& spec) {
 }  // namespace
 
 model::BackboneSpec read_network_spec_h5(const std::string& path) {
-  const ckpt::Attributes attrs = ckpt::read_root_attributes_h5(path);
+  const h5::Attributes attrs = h5::read_root_attributes(path);
   model::BackboneSpec spec;
-  const ckpt::AttributeValue* name = find(attrs, "network");
+  const h5::AttributeValue* name = find(attrs, "network");
   if (name == nullptr || std::get_if<std::string>(name) == nullptr) {
     throw FormatError(path + ": root attribute 'network' (a string) is missing");
   }
@@ -76,9 +76,9 @@ LoadedNetwork load_network(const NetworkSource& source) {
     }
     const model::BackboneSpec spec = read_network_spec_h5(source.checkpoint);
     out.net = model::make_backbone(spec);
-    ckpt::load_group_tensors_h5(source.checkpoint, "/" + source.net, model::state_dict(*out.net));
-    const ckpt::Attributes attrs = ckpt::read_root_attributes_h5(source.checkpoint);
-    if (const ckpt::AttributeValue* step = find(attrs, "step")) {
+    h5::load_tensors(source.checkpoint, model::state_dict(*out.net), "/" + source.net);
+    const h5::Attributes attrs = h5::read_root_attributes(source.checkpoint);
+    if (const h5::AttributeValue* step = find(attrs, "step")) {
       if (const auto* i = std::get_if<int64_t>(step)) {
         out.step = *i;
       }
@@ -87,7 +87,7 @@ LoadedNetwork load_network(const NetworkSource& source) {
   }
   const std::string& path = has_backbone ? source.backbone : source.checkpoint;
   const std::optional<InputNorm> recorded =
-      ckpt::recorded_input_norm(ckpt::read_root_attributes_h5(path), path);
+      h5::recorded_input_norm(h5::read_root_attributes(path), path);
   if (!source.input_norm.empty()) {
     out.input_norm = input_norm_named(source.input_norm);
     out.input_norm_note = "--input-norm " + source.input_norm;

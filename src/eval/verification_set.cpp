@@ -1,20 +1,17 @@
 #include "eval/verification_set.h"
 
 #include <ATen/ATen.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <functional>
 
-#include "ckpt/h5.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/version.h"
+#include "h5/h5.h"
 
 namespace ffc::eval {
-namespace h5 = ckpt::h5;
 
 namespace {
 
@@ -41,28 +38,22 @@ bool int_attribute(const h5::Attributes& attrs, const std::string& name, int64_t
   return false;
 }
 
-h5::Dataset create_u8(h5::Group& group, const std::string& name, int64_t n) {
-  const hsize_t dims[1] = {static_cast<hsize_t>(n)};
-  h5::Object space(FFC_H5_CHECK(H5Screate_simple(1, dims, nullptr)), &H5Sclose);
-  h5::Dataset ds(FFC_H5_CHECK(H5Dcreate2(group.id(), name.c_str(), H5T_STD_U8LE, space.id(),
-                                         H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)));
-  space.close();
-  return ds;
+void write_u8(h5::Group& group, const std::string& name, const std::vector<uint8_t>& v) {
+  h5::Dataset ds =
+      group.create_dataset(name, h5::ElementType::kUInt8, {static_cast<int64_t>(v.size())});
+  ds.write(h5::ElementType::kUInt8, v.data());
+  ds.close();
 }
 
-void check_u8(const h5::Dataset& ds, const std::string& where) {
-  h5::Object type(FFC_H5_CHECK(H5Dget_type(ds.id())), &H5Tclose);
-  if (FFC_H5_CHECK(H5Tget_class(type.id())) != H5T_INTEGER ||
-      FFC_H5_CHECK(H5Tget_size(type.id())) != 1) {
-    throw FormatError(where + " is not a uint8 dataset");
+void check_type(const h5::Dataset& ds, h5::ElementType want, const std::string& where) {
+  bool ok = false;
+  try {
+    ok = ds.element_type() == want;
+  } catch (const FormatError&) {
   }
-}
-
-void check_i64(const h5::Dataset& ds, const std::string& where) {
-  h5::Object type(FFC_H5_CHECK(H5Dget_type(ds.id())), &H5Tclose);
-  if (FFC_H5_CHECK(H5Tget_class(type.id())) != H5T_INTEGER ||
-      FFC_H5_CHECK(H5Tget_size(type.id())) != 8) {
-    throw FormatError(where + " is not an int64 dataset");
+  if (!ok) {
+    throw FormatError(where + " is not " + (want == h5::ElementType::kUInt8 ? "a " : "an ") +
+                      h5::element_type_name(want) + " dataset");
   }
 }
 
@@ -135,47 +126,28 @@ void write_set_file(const std::string& path, const SetFileHeader& header,
                     const std::vector<uint8_t>& bytes, const std::vector<int64_t>& offsets_in,
                     const std::function<void(h5::Group&)>& datasets,
                     const std::function<void(hid_t)>& attributes) {
-  const std::filesystem::path target(path);
-  const std::filesystem::path dir =
-      target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    throw IoError("cannot write '" + path + "': directory '" + dir.string() + "' does not exist");
+  AtomicFile target(path);
+  h5::File file = h5::File::create(target.temp());
+  write_u8(file.root(), "images", bytes);
+  h5::Dataset offsets = file.root().create_dataset("offsets", h5::ElementType::kInt64,
+                                                   {static_cast<int64_t>(offsets_in.size())});
+  offsets.write(h5::ElementType::kInt64, offsets_in.data());
+  offsets.close();
+  datasets(file.root());
+  const hid_t root = file.root().id();
+  h5::write_attribute(root, "format", std::string(header.format));
+  h5::write_attribute(root, "format_version", header.version);
+  h5::write_attribute(root, "name", header.name);
+  h5::write_attribute(root, "image_size", header.image_size);
+  attributes(root);
+  h5::write_attribute(root, "source", header.source);
+  h5::write_attribute(root, "producer",
+                      "ffc " + project_version() + " (git " + git_revision() + ")");
+  if (!header.flip) {
+    h5::write_attribute(root, "flip", int64_t{0});
   }
-  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(getpid()));
-  try {
-    h5::File file = h5::File::create(tmp);
-    h5::Dataset images = create_u8(file.root(), "images", static_cast<int64_t>(bytes.size()));
-    FFC_H5_CHECK(
-        H5Dwrite(images.id(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()));
-    images.close();
-    h5::Dataset offsets = file.root().create_dataset("offsets", h5::ElementType::kInt64,
-                                                     {static_cast<int64_t>(offsets_in.size())});
-    offsets.write(h5::ElementType::kInt64, offsets_in.data());
-    offsets.close();
-    datasets(file.root());
-    const hid_t root = file.root().id();
-    h5::write_attribute(root, "format", std::string(header.format));
-    h5::write_attribute(root, "format_version", header.version);
-    h5::write_attribute(root, "name", header.name);
-    h5::write_attribute(root, "image_size", header.image_size);
-    attributes(root);
-    h5::write_attribute(root, "source", header.source);
-    h5::write_attribute(root, "producer",
-                        "ffc " + project_version() + " (git " + git_revision() + ")");
-    if (!header.flip) {
-      h5::write_attribute(root, "flip", int64_t{0});
-    }
-    file.close();
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    throw IoError("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(err));
-  }
+  file.close();
+  target.commit();
 }
 
 void write_i64(h5::Group& group, const std::string& name, const std::vector<int64_t>& values) {
@@ -194,13 +166,7 @@ void write_verification_set(const std::string& path, const VerificationSet& set)
       path,
       {kVerificationSetFormat, kVerificationSetFormatVersion, set.name, set.image_size, set.source,
        set.flip},
-      set.bytes, set.offsets,
-      [&](h5::Group& root) {
-        h5::Dataset issame = create_u8(root, "issame", set.pairs());
-        FFC_H5_CHECK(H5Dwrite(issame.id(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                              set.issame.data()));
-        issame.close();
-      },
+      set.bytes, set.offsets, [&](h5::Group& root) { write_u8(root, "issame", set.issame); },
       [&](hid_t root) { h5::write_attribute(root, "pairs", set.pairs()); });
 }
 
@@ -264,7 +230,7 @@ SetFile::SetFile(const std::string& path, const char* format, int64_t version,
     }
   }
   h5::Dataset images = file.root().open_dataset("images");
-  check_u8(images, path + ": 'images'");
+  check_type(images, h5::ElementType::kUInt8, path + ": 'images'");
   handle_ = std::make_unique<Handle>(Handle{std::move(file), std::move(images)});
   offsets_ = read_int64("offsets");
 }
@@ -281,7 +247,7 @@ std::vector<int64_t> SetFile::read_int64(const std::string& dataset) const {
   }
   h5::Dataset ds = handle_->file.root().open_dataset(dataset);
   const std::string where = path_ + ": '" + dataset + "'";
-  check_i64(ds, where);
+  check_type(ds, h5::ElementType::kInt64, where);
   std::vector<int64_t> out(static_cast<size_t>(length_of(ds, where)));
   if (!out.empty()) {
     ds.read(h5::ElementType::kInt64, out.data());
@@ -295,10 +261,10 @@ std::vector<uint8_t> SetFile::read_uint8(const std::string& dataset) const {
   }
   h5::Dataset ds = handle_->file.root().open_dataset(dataset);
   const std::string where = path_ + ": '" + dataset + "'";
-  check_u8(ds, where);
+  check_type(ds, h5::ElementType::kUInt8, where);
   std::vector<uint8_t> out(static_cast<size_t>(length_of(ds, where)));
   if (!out.empty()) {
-    FFC_H5_CHECK(H5Dread(ds.id(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()));
+    ds.read(h5::ElementType::kUInt8, out.data());
   }
   return out;
 }
@@ -320,16 +286,7 @@ std::vector<uint8_t> SetFile::read_bytes(int64_t begin, int64_t end) const {
   const int64_t first = offsets_[static_cast<size_t>(begin)];
   const int64_t count = offsets_[static_cast<size_t>(end)] - first;
   std::vector<uint8_t> out(static_cast<size_t>(count));
-  if (count == 0) {
-    return out;
-  }
-  const hsize_t start[1] = {static_cast<hsize_t>(first)};
-  const hsize_t n[1] = {static_cast<hsize_t>(count)};
-  h5::Object file_space(FFC_H5_CHECK(H5Dget_space(handle_->images.id())), &H5Sclose);
-  FFC_H5_CHECK(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, start, nullptr, n, nullptr));
-  h5::Object mem_space(FFC_H5_CHECK(H5Screate_simple(1, n, nullptr)), &H5Sclose);
-  FFC_H5_CHECK(H5Dread(handle_->images.id(), H5T_NATIVE_UINT8, mem_space.id(), file_space.id(),
-                       H5P_DEFAULT, out.data()));
+  handle_->images.read_range(h5::ElementType::kUInt8, first, count, out.data());
   return out;
 }
 

@@ -1,16 +1,16 @@
 #include "model/export.h"
 
-#include "ckpt/input_norm_h5.h"
-#include "ckpt/state_dict_h5.h"
 #include "common/error.h"
 #include "common/version.h"
+#include "h5/input_norm.h"
+#include "h5/state_dict.h"
 #include "model/backbone.h"
 #include "model/state_dict.h"
 
 namespace ffc::model {
 namespace {
 
-int64_t int_attribute(const ckpt::Attributes& attrs, const std::string& name,
+int64_t int_attribute(const h5::Attributes& attrs, const std::string& name,
                       const std::string& path) {
   for (const auto& [key, value] : attrs) {
     if (key == name) {
@@ -23,7 +23,7 @@ int64_t int_attribute(const ckpt::Attributes& attrs, const std::string& name,
   throw FormatError(path + ": root attribute '" + name + "' is missing");
 }
 
-std::string string_attribute(const ckpt::Attributes& attrs, const std::string& name,
+std::string string_attribute(const h5::Attributes& attrs, const std::string& name,
                              const std::string& path) {
   for (const auto& [key, value] : attrs) {
     if (key == name) {
@@ -45,7 +45,7 @@ std::string describe(const BackboneSpec& spec) {
 
 void export_backbone_h5(const Backbone& net, const InputNorm& norm, const std::string& path) {
   const BackboneSpec& spec = net.spec();
-  ckpt::Attributes attrs = {
+  h5::Attributes attrs = {
       {"format", std::string(kBackboneFormat)},
       {"format_version", kBackboneFormatVersion},
       {"network", spec.name},
@@ -53,14 +53,14 @@ void export_backbone_h5(const Backbone& net, const InputNorm& norm, const std::s
       {"image_size", spec.image_size},
       {"producer", "ffc " + project_version() + " (git " + git_revision() + ")"},
   };
-  for (auto& a : ckpt::input_norm_attributes(norm)) {
+  for (auto& a : h5::input_norm_attributes(norm)) {
     attrs.push_back(std::move(a));
   }
-  ckpt::write_tensors_h5(path, state_dict(net), attrs);
+  h5::write_tensors(path, state_dict(net), attrs);
 }
 
 BackboneSpec read_backbone_spec_h5(const std::string& path) {
-  const ckpt::Attributes attrs = ckpt::read_root_attributes_h5(path);
+  const h5::Attributes attrs = h5::read_root_attributes(path);
   std::string format;
   try {
     format = string_attribute(attrs, "format", path);
@@ -87,7 +87,7 @@ BackboneSpec read_backbone_spec_h5(const std::string& path) {
 void load_backbone_h5(Backbone& net, const std::string& path) {
   const BackboneSpec file_spec = read_backbone_spec_h5(path);
   try {
-    ckpt::load_tensors_h5(path, state_dict(net));
+    h5::load_tensors(path, state_dict(net));
   } catch (const FormatError& e) {
     throw FormatError(std::string(e.what()) + " [the file holds " + describe(file_spec) +
                       "; the model is " + describe(net.spec()) + "]");

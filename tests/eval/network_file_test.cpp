@@ -7,9 +7,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "ckpt/group_h5.h"
-#include "ckpt/h5.h"
 #include "common/error.h"
+#include "h5/h5.h"
+#include "h5/state_dict.h"
 #include "model/backbone.h"
 #include "model/export.h"
 #include "model/state_dict.h"
@@ -17,8 +17,6 @@
 
 namespace ffc::eval {
 namespace {
-
-namespace h5 = ckpt::h5;
 
 std::shared_ptr<model::Backbone> tiny(uint64_t seed) {
   model::BackboneSpec spec;
@@ -102,11 +100,11 @@ TEST(NetworkFile, CheckpointProbeAndGalleryGroups) {
   EXPECT_FALSE(same_state(*g.net, *probe));
 
   // The generic group reader: every dataset of the group, sub-groups ignored.
-  const ckpt::NamedTensors t = ckpt::read_group_tensors_h5(path, "/gallery");
+  const h5::NamedTensors t = h5::read_tensors(path, "/gallery");
   EXPECT_EQ(t.size(), model::state_dict(*gallery).size());
-  EXPECT_EQ(ckpt::read_group_tensors_h5(path, "optimizer").size(), 1u);
-  EXPECT_TRUE(ckpt::has_group_h5(path, "probe"));
-  EXPECT_FALSE(ckpt::has_group_h5(path, "ema"));
+  EXPECT_EQ(h5::read_tensors(path, "optimizer").size(), 1u);
+  EXPECT_TRUE(h5::has_group(path, "probe"));
+  EXPECT_FALSE(h5::has_group(path, "ema"));
 }
 
 TEST(NetworkFile, Errors) {

@@ -5,19 +5,17 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "ckpt/h5.h"
 #include "comm/communicator.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "eval/longtail.h"
 #include "eval/validation.h"
+#include "h5/h5.h"
 #include "model/backbone.h"
 #include "support/temp_dir.h"
 
 namespace ffc::eval {
 namespace {
-
-namespace h5 = ckpt::h5;
 
 data::SyntheticSpec spec32() {
   data::SyntheticSpec spec;

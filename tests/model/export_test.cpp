@@ -9,37 +9,16 @@
 #include <filesystem>
 #include <fstream>
 
-#include "ckpt/state_dict_h5.h"
 #include "common/error.h"
+#include "h5/state_dict.h"
 #include "model/backbone.h"
 #include "model/state_dict.h"
+#include "support/temp_dir.h"
 
 namespace ffc::model {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "ffc-model-XXXXXX").string();
-    EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  size_t entries() const {
-    size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(path_)) {
-      ++n;
-    }
-    return n;
-  }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 std::shared_ptr<Backbone> build(const std::string& name, uint64_t seed, int64_t embedding,
                                 int64_t image) {
@@ -60,7 +39,7 @@ TEST(Export, RoundTripIsBitwiseInStateDictOrder) {
   EXPECT_EQ(dir.entries(), 1u) << "temporary file left behind";
 
   const NamedTensors expected = state_dict(*net);
-  const ckpt::NamedTensors got = ckpt::read_tensors_h5(path);
+  const h5::NamedTensors got = h5::read_tensors(path);
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_EQ(got[i].first, expected[i].first);
@@ -142,7 +121,7 @@ TEST(Export, OverwritesAtomicallyAndReportsBadPaths) {
   std::ofstream(dir.file("text.h5")) << "not hdf5\n";
   EXPECT_THROW(read_backbone_spec_h5(dir.file("text.h5")), FormatError);
   // An HDF5 file that is not a backbone.
-  ckpt::write_tensors_h5(dir.file("other.h5"), {{"x", at::zeros({2})}}, {});
+  h5::write_tensors(dir.file("other.h5"), {{"x", at::zeros({2})}}, {});
   EXPECT_THROW(read_backbone_spec_h5(dir.file("other.h5")), FormatError);
 }
 

@@ -3,21 +3,9 @@
 # usage: model_cli_test.sh FFC
 set -u
 ffc=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "model_cli_test: FAIL: $*"; failures=$((failures + 1)); }
-# run NAME EXPECTED_STATUS CMD...: runs CMD, keeps stdout/stderr in $tmp/NAME.{out,err}
-run() {
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
-  local rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    fail "$name: exit status $rc, expected $want"
-    sed 's/^/  | /' "$tmp/$name.out" "$tmp/$name.err"
-  fi
-}
-has() { grep -q -- "$2" "$tmp/$1" || fail "$1 lacks '$2'"; }
+# shellcheck source=../support/harness.sh
+source "$(dirname "$0")/../support/harness.sh"
+harness_start model_cli_test
 
 run list 0 "$ffc" model list
 for name in r18 r34 r50 r100 r200 mbf mbf_large tiny small; do has list.out "^$name "; done
@@ -53,5 +41,4 @@ cmp -s <(h5dump -d fc.weight "$tmp/tiny.h5" | tail -n +3) \
 run nodir 1 "$ffc" model export tiny --out "$tmp/no/such/dir/x.h5"
 has nodir.err "does not exist"
 
-[ "$failures" -eq 0 ] && echo "model_cli_test: all checks passed"
-exit $((failures > 0))
+harness_finish

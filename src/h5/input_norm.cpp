@@ -1,8 +1,8 @@
-#include "ckpt/input_norm_h5.h"
+#include "h5/input_norm.h"
 
 #include "common/error.h"
 
-namespace ffc::ckpt {
+namespace ffc::h5 {
 
 h5::Attributes input_norm_attributes(const InputNorm& norm) {
   return {{"input_norm", norm.name}, {"input_mean", norm.mean}, {"input_std", norm.stddev}};
@@ -34,4 +34,4 @@ std::optional<InputNorm> recorded_input_norm(const h5::Attributes& attrs, const 
   return input_norm_from_attributes(name, mean, stddev, path);
 }
 
-}  // namespace ffc::ckpt
+}  // namespace ffc::h5

@@ -1,10 +1,10 @@
-#include "ckpt/h5.h"
+#include "h5/h5.h"
 
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 
-namespace ffc::ckpt::h5 {
+namespace ffc::h5 {
 namespace {
 
 // Turns off HDF5's printing of error stacks to stderr (our exceptions carry the text instead).
@@ -44,6 +44,8 @@ hid_t file_type_of(ElementType type) {
       return H5T_IEEE_F64LE;
     case ElementType::kInt64:
       return H5T_STD_I64LE;
+    case ElementType::kUInt8:
+      return H5T_STD_U8LE;
   }
   return H5T_IEEE_F32LE;
 }
@@ -56,6 +58,8 @@ hid_t memory_type_of(ElementType type) {
       return H5T_NATIVE_DOUBLE;
     case ElementType::kInt64:
       return H5T_NATIVE_INT64;
+    case ElementType::kUInt8:
+      return H5T_NATIVE_UINT8;
   }
   return H5T_NATIVE_FLOAT;
 }
@@ -229,6 +233,8 @@ const char* element_type_name(ElementType type) {
       return "float64";
     case ElementType::kInt64:
       return "int64";
+    case ElementType::kUInt8:
+      return "uint8";
   }
   return "unknown";
 }
@@ -256,7 +262,10 @@ ElementType Dataset::element_type() const {
   if (cls == H5T_INTEGER && size == 8 && FFC_H5_CHECK(H5Tget_sign(type.id())) == H5T_SGN_2) {
     return ElementType::kInt64;
   }
-  throw FormatError("dataset element type is not float32, float64 or int64 (HDF5 class " +
+  if (cls == H5T_INTEGER && size == 1) {
+    return ElementType::kUInt8;
+  }
+  throw FormatError("dataset element type is not float32, float64, int64 or uint8 (HDF5 class " +
                     std::to_string(static_cast<int>(cls)) + ", " + std::to_string(size) +
                     " bytes)");
 }
@@ -267,6 +276,38 @@ void Dataset::write(ElementType type, const void* data) {
 
 void Dataset::read(ElementType type, void* data) const {
   FFC_H5_CHECK(H5Dread(id(), memory_type_of(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+void Dataset::read_range(ElementType type, int64_t first, int64_t count, void* data) const {
+  if (count == 0) {
+    return;
+  }
+  const hsize_t start[1] = {static_cast<hsize_t>(first)};
+  const hsize_t n[1] = {static_cast<hsize_t>(count)};
+  Object file_space(FFC_H5_CHECK(H5Dget_space(id())), &H5Sclose);
+  FFC_H5_CHECK(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, start, nullptr, n, nullptr));
+  Object mem_space(FFC_H5_CHECK(H5Screate_simple(1, n, nullptr)), &H5Sclose);
+  FFC_H5_CHECK(
+      H5Dread(id(), memory_type_of(type), mem_space.id(), file_space.id(), H5P_DEFAULT, data));
+}
+
+std::string library_version() {
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  std::string out = std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
+#if defined(H5_HAVE_PARALLEL)
+  return out + " (parallel)";
+#else
+  return out + " (serial)";
+#endif
+}
+
+int64_t open_file_count() {
+  return static_cast<int64_t>(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE));
+}
+
+void shut_down() {
+  H5close();
 }
 
 Dataset Group::create_dataset(const std::string& name, ElementType type,
@@ -380,4 +421,4 @@ void File::close() {
   file_.close();
 }
 
-}  // namespace ffc::ckpt::h5
+}  // namespace ffc::h5

@@ -5,10 +5,10 @@
 #include <optional>
 #include <string>
 
-#include "ckpt/h5.h"
 #include "common/input_norm.h"
+#include "h5/h5.h"
 
-namespace ffc::ckpt {
+namespace ffc::h5 {
 
 h5::Attributes input_norm_attributes(const InputNorm& norm);
 
@@ -29,4 +29,4 @@ std::optional<InputNorm> recorded_input_norm_of(const Reader& file, const std::s
   return recorded_input_norm(attrs, path);
 }
 
-}  // namespace ffc::ckpt
+}  // namespace ffc::h5

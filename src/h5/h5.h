@@ -17,8 +17,9 @@
 #include <vector>
 
 #include "common/error.h"
+#include "h5/library.h"
 
-namespace ffc::ckpt::h5 {
+namespace ffc::h5 {
 
 // The current HDF5 error stack of this thread as one line (innermost entries first), then clears
 // the stack. Empty when the stack is empty.
@@ -37,22 +38,22 @@ constexpr bool failed(T rc) {
 }
 }  // namespace detail
 
-}  // namespace ffc::ckpt::h5
+}  // namespace ffc::h5
 
 // Calls an HDF5 function, throws ffc::LibraryError if it failed, else yields its return value:
 //   hid_t file = FFC_H5_CHECK(H5Fopen(path, H5F_ACC_RDONLY, fapl));
 #define FFC_H5_CHECK(expr)                                                                     \
   ([&]() {                                                                                     \
     const auto ffc_h5_rc_ = (expr);                                                            \
-    if (::ffc::ckpt::h5::detail::failed(ffc_h5_rc_)) {                                         \
+    if (::ffc::h5::detail::failed(ffc_h5_rc_)) {                                               \
       ::ffc::detail::raise_library_error(::ffc::Library::kHdf5, static_cast<long>(ffc_h5_rc_), \
-                                         ::ffc::ckpt::h5::error_stack_text(), #expr, __FILE__, \
+                                         ::ffc::h5::error_stack_text(), #expr, __FILE__,       \
                                          __LINE__);                                            \
     }                                                                                          \
     return ffc_h5_rc_;                                                                         \
   }())
 
-namespace ffc::ckpt::h5 {
+namespace ffc::h5 {
 
 // Owns one HDF5 identifier and the function that closes it. Move-only.
 class Object {
@@ -97,7 +98,7 @@ AttributeValue read_attribute(hid_t location, const std::string& name);
 Attributes read_attributes(hid_t location);  // all, in the location's iteration order
 
 // Element types of datasets.
-enum class ElementType { kFloat32, kFloat64, kInt64 };
+enum class ElementType { kFloat32, kFloat64, kInt64, kUInt8 };
 const char* element_type_name(ElementType type);
 
 class Dataset : public Object {
@@ -112,6 +113,8 @@ class Dataset : public Object {
   // Whole-dataset transfers; `data` holds product(dims) contiguous elements of `type`.
   void write(ElementType type, const void* data);
   void read(ElementType type, void* data) const;
+  // Elements [first, first + count) of a 1-d dataset.
+  void read_range(ElementType type, int64_t first, int64_t count, void* data) const;
 };
 
 // A group; the file root is the group "/".
@@ -157,4 +160,4 @@ class File {
   Group root_;
 };
 
-}  // namespace ffc::ckpt::h5
+}  // namespace ffc::h5

@@ -1,6 +1,6 @@
 // Named tensors in HDF5: element types, shapes, order, attributes, strict loading, errors.
 
-#include "ckpt/state_dict_h5.h"
+#include "h5/state_dict.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -8,35 +8,14 @@
 
 #include <filesystem>
 
-#include "ckpt/h5.h"
 #include "common/error.h"
+#include "h5/h5.h"
+#include "support/temp_dir.h"
 
-namespace ffc::ckpt {
+namespace ffc::h5 {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "ffc-ckpt-XXXXXX").string();
-    EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  size_t entries() const {
-    size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(path_)) {
-      ++n;
-    }
-    return n;
-  }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 NamedTensors sample() {
   at::manual_seed(1);
@@ -54,8 +33,8 @@ NamedTensors sample() {
 TEST(StateDictH5, RoundTripKeepsTypesShapesValuesAndOrder) {
   TempDir dir;
   const NamedTensors in = sample();
-  write_tensors_h5(dir.file("t.h5"), in, {});
-  const NamedTensors out = read_tensors_h5(dir.file("t.h5"));
+  h5::write_tensors(dir.file("t.h5"), in, {});
+  const NamedTensors out = h5::read_tensors(dir.file("t.h5"));
   ASSERT_EQ(out.size(), in.size());
   for (size_t i = 0; i < in.size(); ++i) {
     EXPECT_EQ(out[i].first, in[i].first);  // creation order, not name order
@@ -68,7 +47,7 @@ TEST(StateDictH5, RoundTripKeepsTypesShapesValuesAndOrder) {
 
 TEST(StateDictH5, KeysAreFlatDatasetNamesAtTheRoot) {
   TempDir dir;
-  write_tensors_h5(dir.file("t.h5"), sample(), {});
+  h5::write_tensors(dir.file("t.h5"), sample(), {});
   h5::File file = h5::File::open_read(dir.file("t.h5"));
   EXPECT_TRUE(file.root().exists("layer1.0.bn1.num_batches_tracked"));
   EXPECT_FALSE(file.root().exists("layer1"));  // no groups made of the dotted parts
@@ -84,8 +63,8 @@ TEST(StateDictH5, RootAttributesRoundTrip) {
                             {"alpha", 0.99},
                             {"note", std::string("gr\xc3\xbc\xc3\x9f"
                                                  "e")}};
-  write_tensors_h5(dir.file("a.h5"), {{"x", at::ones({1})}}, attrs);
-  const Attributes got = read_root_attributes_h5(dir.file("a.h5"));
+  h5::write_tensors(dir.file("a.h5"), {{"x", at::ones({1})}}, attrs);
+  const Attributes got = h5::read_root_attributes(dir.file("a.h5"));
   ASSERT_EQ(got.size(), attrs.size());
   for (const auto& [name, value] : attrs) {
     bool found = false;
@@ -102,14 +81,14 @@ TEST(StateDictH5, RootAttributesRoundTrip) {
 TEST(StateDictH5, StrictLoadCopiesIntoExistingTensors) {
   TempDir dir;
   const NamedTensors in = sample();
-  write_tensors_h5(dir.file("t.h5"), in, {});
+  h5::write_tensors(dir.file("t.h5"), in, {});
   NamedTensors into;
   for (const auto& [name, t] : in) {
     into.emplace_back(name, at::zeros_like(t.contiguous()));
   }
   std::reverse(into.begin(), into.end());  // order does not matter, names do
   const void* storage = into[0].second.data_ptr();
-  load_tensors_h5(dir.file("t.h5"), into);
+  h5::load_tensors(dir.file("t.h5"), into);
   EXPECT_EQ(into[0].second.data_ptr(), storage) << "must copy into the given tensors";
   for (size_t i = 0; i < in.size(); ++i) {
     EXPECT_TRUE(at::equal(into[in.size() - 1 - i].second, in[i].second)) << in[i].first;
@@ -126,7 +105,7 @@ void expect_load_error(const std::string& path, const NamedTensors& into,
     return v;
   }();
   try {
-    load_tensors_h5(path, into);
+    h5::load_tensors(path, into);
     FAIL() << "expected FormatError";
   } catch (const FormatError& e) {
     for (const auto& w : words) {
@@ -141,7 +120,7 @@ void expect_load_error(const std::string& path, const NamedTensors& into,
 TEST(StateDictH5, StrictLoadErrorsNameTheTensorAndLeaveTargetsAlone) {
   TempDir dir;
   const std::string path = dir.file("t.h5");
-  write_tensors_h5(path, {{"a.weight", at::ones({2, 3})}, {"b.bias", at::ones({4})}}, {});
+  h5::write_tensors(path, {{"a.weight", at::ones({2, 3})}, {"b.bias", at::ones({4})}}, {});
   expect_load_error(path, {{"a.weight", at::zeros({3, 2})}, {"b.bias", at::zeros({4})}},
                     {"t.h5", "'a.weight'", "[2, 3] in the file", "[3, 2] in the model"});
   expect_load_error(
@@ -158,7 +137,7 @@ TEST(StateDictH5, UnsupportedTypeFailsWithoutLeavingAFile) {
   TempDir dir;
   const std::string path = dir.file("half.h5");
   try {
-    write_tensors_h5(path, {{"ok", at::ones({2})}, {"h", at::ones({2}, at::kHalf)}}, {});
+    h5::write_tensors(path, {{"ok", at::ones({2})}, {"h", at::ones({2}, at::kHalf)}}, {});
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'h'"), std::string::npos) << e.what();
@@ -181,9 +160,9 @@ TEST(StateDictH5, Hdf5ErrorsGoThroughTheChokePoint) {
     EXPECT_NE(msg.find("exists"), std::string::npos) << msg;  // HDF5's own reason
   }
   file.close();
-  EXPECT_THROW(read_tensors_h5(dir.file("none.h5")), IoError);
-  EXPECT_THROW(write_tensors_h5(dir.file("missing/dir/x.h5"), {}, {}), IoError);
+  EXPECT_THROW(h5::read_tensors(dir.file("none.h5")), IoError);
+  EXPECT_THROW(h5::write_tensors(dir.file("missing/dir/x.h5"), {}, {}), IoError);
 }
 
 }  // namespace
-}  // namespace ffc::ckpt
+}  // namespace ffc::h5
