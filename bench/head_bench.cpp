@@ -20,7 +20,7 @@
 //            to both probes, on a pool of Q = max(ceil(N/100), 128) slots filled before timing.
 //            Nothing FFC allocates grows with N beyond Q.
 // Counters:
-//   GFLOP/s        the analytic head FLOPs of a step (those of src/train/plan.cpp's
+//   GFLOP/s        the analytic head FLOPs of a step (those of src/plan/plan.cpp's
 //                  head_flops_per_step, at world size 1) / time:
 //                    fc 6 B N D, pfc 6 B int(rN) D, vfc 6 B M D, ffc 2 passes x 4 B Q D
 //                  (logits, feature gradient and, except FFC, weight gradient: 2 B x cols x D

@@ -1,18 +1,19 @@
 // `ffc plan`: memory and head FLOPs per rank of a method at a scale; with --cluster, the
-// step-time model on named hardware (train/cluster_plan.h).
+// step-time model on named hardware (plan/cluster_plan.h).
 
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "apps/commands.h"
-#include "train/cluster_plan.h"
-#include "train/plan.h"
+#include "common/methods.h"
+#include "plan/cluster_plan.h"
+#include "plan/plan.h"
 
 namespace ffc::app {
 
 int run_plan(const PlanCommand& cmd) {
-  train::PlanInput in;
+  plan::PlanInput in;
   in.method = cmd.method;
   in.num_classes = cmd.num_classes;
   in.embedding = cmd.embedding;
@@ -26,32 +27,31 @@ int run_plan(const PlanCommand& cmd) {
   in.image_size = cmd.image_size;
   in.memory_bytes = cmd.memory_gib * 1024.0 * 1024.0 * 1024.0;
   if (!cmd.cluster.empty()) {
-    const auto presets = train::cluster_presets(cmd.cluster_file);
+    const auto presets = plan::cluster_presets(cmd.cluster_file);
     if (cmd.cluster == "list") {
-      std::cout << train::cluster_list_text(presets);
+      std::cout << plan::cluster_list_text(presets);
       return 0;
     }
-    const train::ClusterSpec cluster = train::parse_cluster(cmd.cluster, presets);
+    const plan::ClusterSpec cluster = plan::parse_cluster(cmd.cluster, presets);
     std::vector<std::string> methods = cmd.methods;
     if (methods.empty()) {
-      methods = cmd.method_given ? std::vector<std::string>{cmd.method}
-                                 : std::vector<std::string>{"fc", "pfc", "vfc", "ffc", "backbone"};
+      methods = cmd.method_given ? std::vector<std::string>{cmd.method} : method_names();
     }
-    train::StepInput step;
+    plan::StepInput step;
     step.plan = in;
     step.impl = cmd.impl;
     step.images = cmd.images;
-    std::vector<train::StepPlan> plans;
+    std::vector<plan::StepPlan> plans;
     for (const auto& m : methods) {
       step.plan.method = m;
-      plans.push_back(train::plan_step(step, cluster));
+      plans.push_back(plan::plan_step(step, cluster));
     }
-    std::cout << (cmd.json ? train::step_plans_json(plans, step, cluster) + "\n"
-                           : train::step_plans_text(plans, step, cluster));
+    std::cout << (cmd.json ? plan::step_plans_json(plans, step, cluster) + "\n"
+                           : plan::step_plans_text(plans, step, cluster));
     return 0;
   }
-  const train::Plan plan = train::make_plan(in);
-  std::cout << (cmd.json ? train::plan_json(plan) + "\n" : train::plan_text(plan));
+  const plan::Plan plan = plan::make_plan(in);
+  std::cout << (cmd.json ? plan::plan_json(plan) + "\n" : plan::plan_text(plan));
   return 0;
 }
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace ffc::train {
+namespace ffc::plan {
 
 struct PlanInput {
   std::string method = "ffc";  // fc | pfc | vfc | ffc
@@ -52,4 +52,4 @@ std::string plan_json(const Plan& plan);
 // Physical memory of this machine (MemTotal of /proc/meminfo), in bytes.
 double machine_memory_bytes();
 
-}  // namespace ffc::train
+}  // namespace ffc::plan

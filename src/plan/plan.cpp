@@ -1,4 +1,4 @@
-#include "train/plan.h"
+#include "plan/plan.h"
 
 #include <nlohmann/json.hpp>
 
@@ -10,10 +10,11 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/methods.h"
 #include "common/text.h"
 #include "model/info.h"
 
-namespace ffc::train {
+namespace ffc::plan {
 namespace {
 
 // Backbone facts, measured once per network and image size.
@@ -48,10 +49,12 @@ double machine_memory_bytes() {
   return 0;
 }
 
+// Longer than 80 lines: every method's memory items side by side, so that their formulas can be
+// read against each other (and against docs/plan.md).
 Plan make_plan(const PlanInput& in) {
   const std::string& m = in.method;
-  if (m != "fc" && m != "pfc" && m != "vfc" && m != "ffc" && m != "backbone") {
-    throw ConfigError("plan: method '" + m + "' is not fc, pfc, vfc, ffc or backbone");
+  if (find_method(m) == nullptr) {
+    throw ConfigError("plan: method '" + m + "' is not " + method_list());
   }
   if (in.num_classes < 1 || in.embedding < 1 || in.batch < 1 || in.ranks < 1) {
     throw ConfigError("plan: num-classes, embedding, batch and ranks must be positive");
@@ -108,8 +111,8 @@ Plan make_plan(const PlanInput& in) {
     p.items.push_back({"logits and softmax (autograd)", 3 * f * b * rows, "3 x 4 B x B x M"});
     p.head_flops_per_step = 6 * b * rows * d;
   } else if (m == "ffc") {
-    const double q =
-        in.pool > 0 ? static_cast<double>(in.pool) : std::max(std::ceil(n / 100), gathered);
+    const double q = static_cast<double>(
+        in.pool > 0 ? in.pool : default_pool_size(in.num_classes, static_cast<int64_t>(gathered)));
     p.pool = static_cast<int64_t>(q);
     const double q_local = in.ffc_sharded ? std::ceil(q / ranks) : q;
     const double probes = in.ffc_sharded ? gathered : b + b / 2;
@@ -190,4 +193,4 @@ std::string plan_json(const Plan& p) {
   return j.dump(2);
 }
 
-}  // namespace ffc::train
+}  // namespace ffc::plan

@@ -1,8 +1,8 @@
 // `ffc plan --cluster`: the step-time model against insightface's published speed table (8 x
-// V100, r50, mixed precision; tests/train/data/insightface_speed_v100.json), and the cluster
+// V100, r50, mixed precision; tests/plan/data/insightface_speed_v100.json), and the cluster
 // spec's parsing.
 
-#include "train/cluster_plan.h"
+#include "plan/cluster_plan.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -13,7 +13,7 @@
 
 #include "common/error.h"
 
-namespace ffc::train {
+namespace ffc::plan {
 namespace {
 
 using Json = nlohmann::json;
@@ -21,7 +21,7 @@ using Json = nlohmann::json;
 constexpr double kTolerance = 0.25;  // the bound on every published figure
 
 Json published() {
-  std::ifstream in(std::string(FFC_SOURCE_DIR) + "/tests/train/data/insightface_speed_v100.json");
+  std::ifstream in(std::string(FFC_SOURCE_DIR) + "/tests/plan/data/insightface_speed_v100.json");
   return Json::parse(in);
 }
 
@@ -159,4 +159,4 @@ TEST(ClusterPlan, SpecOverridesAndErrors) {
 }
 
 }  // namespace
-}  // namespace ffc::train
+}  // namespace ffc::plan

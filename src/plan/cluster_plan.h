@@ -10,9 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "train/plan.h"
+#include "common/methods.h"
+#include "plan/plan.h"
 
-namespace ffc::train {
+namespace ffc::plan {
 
 // The model's constants (docs/plan.md says why each has its value).
 // Share of the tensor-core rate a ResNet-style backbone's forward and backward reach under
@@ -25,7 +26,7 @@ constexpr double kHeadFraction = 0.26;
 // Share of the network's line rate NCCL reaches between nodes.
 constexpr double kNetworkFraction = 0.9;
 // Gradient buckets of the data-parallel all-reduce (ffc's grad_bucket_mb, DDP's bucket_cap_mb).
-constexpr double kBucketBytes = 25.0 * (1 << 20);
+constexpr double kBucketBytes = static_cast<double>(kDefaultGradBucketMiB) * (1 << 20);
 // A predicted memory within this share of the GPU's either way is "tight": the model cannot say.
 constexpr double kTightShare = 0.05;
 
@@ -98,4 +99,4 @@ std::string step_plans_text(const std::vector<StepPlan>& plans, const StepInput&
 std::string step_plans_json(const std::vector<StepPlan>& plans, const StepInput& in,
                             const ClusterSpec& cluster);
 
-}  // namespace ffc::train
+}  // namespace ffc::plan

@@ -1,4 +1,4 @@
-#include "train/cluster_plan.h"
+#include "plan/cluster_plan.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +9,9 @@
 #include "common/error.h"
 #include "common/json_get.h"
 #include "common/text.h"
-#include "train/cluster_presets.h"
+#include "plan/cluster_presets.h"
 
-namespace ffc::train {
+namespace ffc::plan {
 namespace {
 
 using Json = nlohmann::ordered_json;
@@ -142,6 +142,58 @@ Json cluster_presets(const std::string& file) {
   }
 }
 
+namespace {
+
+// One key=value override of --cluster `spec`; net= also sets `net_given`.
+void apply_override(ClusterSpec& c, const Json& presets, const std::string& spec,
+                    const std::string& k, const std::string& v, bool& net_given) {
+  if (k == "net") {
+    apply_network(c, presets, v);
+    net_given = true;
+  } else if (k == "precision") {
+    if (v != "mixed" && v != "fp32") {
+      throw ConfigError("--cluster precision=" + v + ": mixed or fp32");
+    }
+    c.precision = v;
+  } else if (k == "nodes" || k == "gpus_per_node" || k == "nics") {
+    const double n = number(k, v);
+    if (n != std::floor(n) || n > 1e6 || (k != "nics" && n < 1)) {
+      throw ConfigError("--cluster " + k + "=" + v + ": a whole number" +
+                        (k == "nics" ? "" : " >= 1"));
+    }
+    (k == "nodes"           ? c.nodes
+     : k == "gpus_per_node" ? c.gpus_per_node
+                            : c.nics) = static_cast<int>(n);
+  } else if (k == "memory_gib") {
+    c.memory_gib = number(k, v);
+  } else if (k == "tflops_fp16") {
+    c.tflops_fp16 = number(k, v);
+  } else if (k == "tflops_bf16") {
+    c.tflops_bf16 = number(k, v);
+  } else if (k == "tflops_tf32") {
+    c.tflops_tf32 = number(k, v);
+  } else if (k == "tflops_fp32") {
+    c.tflops_fp32 = number(k, v);
+  } else if (k == "memory_gbs") {
+    c.memory_gbs = number(k, v);
+  } else if (k == "bus_gbs") {
+    c.bus_gbs = number(k, v);
+  } else if (k == "latency_us") {
+    c.latency_us = number(k, v);
+  } else if (k == "net_gbits") {
+    c.net_gbits = number(k, v);
+  } else if (k == "net_latency_us") {
+    c.net_latency_us = number(k, v);
+  } else {
+    throw ConfigError("--cluster " + spec + ": unknown key '" + k +
+                      "' (nodes, gpus_per_node, net, nics, precision, memory_gib, tflops_fp16, "
+                      "tflops_bf16, tflops_tf32, tflops_fp32, memory_gbs, bus_gbs, latency_us, "
+                      "net_gbits, net_latency_us)");
+  }
+}
+
+}  // namespace
+
 ClusterSpec parse_cluster(const std::string& spec, const Json& presets) {
   const Json& gpus = section(presets, "gpus");
   std::vector<std::string> parts;
@@ -179,51 +231,7 @@ ClusterSpec parse_cluster(const std::string& spec, const Json& presets) {
     if (eq == std::string::npos) {
       throw ConfigError("--cluster " + spec + ": '" + parts[i] + "' is not key=value");
     }
-    const std::string k = parts[i].substr(0, eq);
-    const std::string v = parts[i].substr(eq + 1);
-    if (k == "net") {
-      apply_network(c, presets, v);
-      net_given = true;
-    } else if (k == "precision") {
-      if (v != "mixed" && v != "fp32") {
-        throw ConfigError("--cluster precision=" + v + ": mixed or fp32");
-      }
-      c.precision = v;
-    } else if (k == "nodes" || k == "gpus_per_node" || k == "nics") {
-      const double n = number(k, v);
-      if (n != std::floor(n) || n > 1e6 || (k != "nics" && n < 1)) {
-        throw ConfigError("--cluster " + k + "=" + v + ": a whole number" +
-                          (k == "nics" ? "" : " >= 1"));
-      }
-      (k == "nodes"           ? c.nodes
-       : k == "gpus_per_node" ? c.gpus_per_node
-                              : c.nics) = static_cast<int>(n);
-    } else if (k == "memory_gib") {
-      c.memory_gib = number(k, v);
-    } else if (k == "tflops_fp16") {
-      c.tflops_fp16 = number(k, v);
-    } else if (k == "tflops_bf16") {
-      c.tflops_bf16 = number(k, v);
-    } else if (k == "tflops_tf32") {
-      c.tflops_tf32 = number(k, v);
-    } else if (k == "tflops_fp32") {
-      c.tflops_fp32 = number(k, v);
-    } else if (k == "memory_gbs") {
-      c.memory_gbs = number(k, v);
-    } else if (k == "bus_gbs") {
-      c.bus_gbs = number(k, v);
-    } else if (k == "latency_us") {
-      c.latency_us = number(k, v);
-    } else if (k == "net_gbits") {
-      c.net_gbits = number(k, v);
-    } else if (k == "net_latency_us") {
-      c.net_latency_us = number(k, v);
-    } else {
-      throw ConfigError("--cluster " + spec + ": unknown key '" + k +
-                        "' (nodes, gpus_per_node, net, nics, precision, memory_gib, tflops_fp16, "
-                        "tflops_bf16, tflops_tf32, tflops_fp32, memory_gbs, bus_gbs, latency_us, "
-                        "net_gbits, net_latency_us)");
-    }
+    apply_override(c, presets, spec, parts[i].substr(0, eq), parts[i].substr(eq + 1), net_given);
   }
   if (c.nodes > 1 && (!net_given && c.net_gbits <= 0)) {
     throw ConfigError("--cluster " + spec + ": " + std::to_string(c.nodes) +
@@ -256,37 +264,35 @@ std::string cluster_list_text(const Json& presets) {
   return o.str();
 }
 
-StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
-  StepPlan s;
-  const std::string& m = in.plan.method;
-  s.method = m;
-  const bool insightface = in.impl == "insightface";
-  if (in.impl != "ffc" && !insightface) {
-    throw ConfigError("plan: --impl " + in.impl + " is not ffc or insightface");
-  }
-  PlanInput pin = in.plan;
-  pin.ranks = c.gpus();
-  pin.memory_bytes = c.memory_gib * 1024.0 * 1024.0 * 1024.0;
-  pin.images = 0;  // the dataset index lives in host memory, not the GPU's
-  // ffc's own memory items; insightface's below replace the head's.
-  s.memory = make_plan(pin);
-  if (insightface && (m == "vfc" || m == "ffc")) {
-    s.note = "insightface's arcface_torch has no " + m + " head";
-    return s;
-  }
-  const int p = c.gpus();
-  const double n = static_cast<double>(pin.num_classes);
-  const double d = static_cast<double>(pin.embedding);
-  const double b = static_cast<double>(pin.batch);
-  const double params = static_cast<double>(s.memory.backbone_parameters);
-  const bool mixed = mixed_precision(c);
-  const double bb_rate = backbone_fraction(c) * backbone_peak_tflops(c) * 1e12;
-  const double head_rate = kHeadFraction * head_peak_tflops(c, insightface) * 1e12;
-  const double mem_bw = c.memory_gbs * 1e9;
-  const double local = std::ceil(n / p);
-  const double sampled = m == "pfc" ? std::floor(pin.sample_rate * local) : local;
+namespace {
 
-  // Memory per GPU.
+// The shapes of a step that every part of its plan reads.
+struct StepShape {
+  std::string method;
+  bool insightface = false;
+  int p = 1;           // GPUs
+  double n = 0;        // classes
+  double d = 0;        // embedding
+  double b = 0;        // batch per GPU
+  double params = 0;   // backbone parameters
+  double local = 0;    // classes per GPU
+  double sampled = 0;  // the classes a step computes per GPU (Partial FC: its sample)
+  double passes = 1;   // FFC with rollback: two
+  double big_b = 0;    // the global batch
+};
+
+// Memory per GPU: ffc's items, with mixed precision's halved activations and 16-bit copies; for
+// insightface's implementation its head tensors instead of ffc's. Sets fits and tight.
+void plan_gpu_memory(StepPlan& s, const StepShape& k, const PlanInput& pin, const ClusterSpec& c) {
+  const std::string& m = k.method;
+  const double d = k.d;
+  const double b = k.b;
+  const int p = k.p;
+  const double params = k.params;
+  const double local = k.local;
+  const double sampled = k.sampled;
+  const bool insightface = k.insightface;
+  const bool mixed = mixed_precision(c);
   if (mixed) {
     // Activations in 16 bits; autocast's 16-bit copies of the weights.
     for (auto& item : s.memory.items) {
@@ -339,12 +345,27 @@ StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
   s.fits = s.memory.total_bytes <= s.capacity_bytes;
   s.memory.fits = s.fits;
   s.tight = std::abs(s.memory.total_bytes / s.capacity_bytes - 1) <= kTightShare;
+}
 
+// Compute: the backbone, the head, the optimiser's memory traffic. Returns the backbone's
+// backward seconds (what the gradient all-reduce can hide under) and the images of a step.
+double plan_compute(StepPlan& s, const StepShape& k, const PlanInput& pin, const ClusterSpec& c,
+                    double& probe_images, double& gallery_images) {
+  const std::string& m = k.method;
+  const double b = k.b;
+  const double d = k.d;
+  const double params = k.params;
+  const double local = k.local;
+  const double sampled = k.sampled;
+  const double passes = k.passes;
+  const bool insightface = k.insightface;
+  const double bb_rate = backbone_fraction(c) * backbone_peak_tflops(c) * 1e12;
+  const double head_rate = kHeadFraction * head_peak_tflops(c, insightface) * 1e12;
+  const double mem_bw = c.memory_gbs * 1e9;
   // Compute: the backbone's images (FFC: probe forward + backward, gallery forward only).
   const double fwd = s.memory.backbone_flops_per_image;
-  double probe_images = b;
-  double gallery_images = 0;
-  const double passes = m == "ffc" && pin.ffc_rollback ? 2 : 1;
+  probe_images = b;
+  gallery_images = 0;
   if (m == "ffc") {
     probe_images = passes * 1.5 * b;
     gallery_images = passes * 1.5 * b;
@@ -369,6 +390,20 @@ StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
   }
   s.update_s = 20 * (params + head_rows * d) / mem_bw;
 
+  return bwd_s;
+}
+
+// Communication: the collectives of a step, their seconds and what of them is exposed (not
+// under the backward).
+void plan_communication(StepPlan& s, const StepShape& k, const PlanInput& pin, const ClusterSpec& c,
+                        double bwd_s) {
+  const std::string& m = k.method;
+  const int p = k.p;
+  const double d = k.d;
+  const double b = k.b;
+  const double params = k.params;
+  const double passes = k.passes;
+  const bool insightface = k.insightface;
   // Communication: intra-node bus, or the nodes' network ports when the job spans nodes.
   double bw = c.bus_gbs * 1e9;
   double alpha = c.latency_us * 1e-6;
@@ -426,6 +461,47 @@ StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
       s.comm_exposed_s += std::max(col.seconds - bwd_s, last);
     }
   }
+}
+
+}  // namespace
+
+StepPlan plan_step(const StepInput& in, const ClusterSpec& c) {
+  StepPlan s;
+  const std::string& m = in.plan.method;
+  s.method = m;
+  const bool insightface = in.impl == "insightface";
+  if (in.impl != "ffc" && !insightface) {
+    throw ConfigError("plan: --impl " + in.impl + " is not ffc or insightface");
+  }
+  PlanInput pin = in.plan;
+  pin.ranks = c.gpus();
+  pin.memory_bytes = c.memory_gib * 1024.0 * 1024.0 * 1024.0;
+  pin.images = 0;  // the dataset index lives in host memory, not the GPU's
+  // ffc's own memory items; insightface's below replace the head's.
+  s.memory = make_plan(pin);
+  if (insightface && (m == "vfc" || m == "ffc")) {
+    s.note = "insightface's arcface_torch has no " + m + " head";
+    return s;
+  }
+  StepShape k;
+  k.method = m;
+  k.insightface = insightface;
+  k.p = c.gpus();
+  k.n = static_cast<double>(pin.num_classes);
+  k.d = static_cast<double>(pin.embedding);
+  k.b = static_cast<double>(pin.batch);
+  k.params = static_cast<double>(s.memory.backbone_parameters);
+  k.local = std::ceil(k.n / k.p);
+  k.sampled = m == "pfc" ? std::floor(pin.sample_rate * k.local) : k.local;
+  k.passes = m == "ffc" && pin.ffc_rollback ? 2 : 1;
+  k.big_b = k.b * k.p;
+  plan_gpu_memory(s, k, pin, c);
+  double probe_images = 0;
+  double gallery_images = 0;
+  const double bwd_s = plan_compute(s, k, pin, c, probe_images, gallery_images);
+  plan_communication(s, k, pin, c, bwd_s);
+  const int p = k.p;
+  const double big_b = k.big_b;
   s.step_s = s.backbone_s + s.head_s + s.update_s + s.comm_exposed_s;
   s.probe_images_per_s = p * probe_images / s.step_s;
   s.images_per_s = p * (probe_images + gallery_images) / s.step_s;
@@ -582,4 +658,4 @@ std::string step_plans_json(const std::vector<StepPlan>& plans, const StepInput&
   return out.dump(2);
 }
 
-}  // namespace ffc::train
+}  // namespace ffc::plan
