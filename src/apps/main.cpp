@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/memory.h"
+#include "common/methods.h"
 
 namespace ffc::app {
 namespace {
@@ -78,8 +79,8 @@ void add_plan_command(CLI::App& app, Action& action) {
       "plan",
       "Memory per rank (backbone, head, logits, pool) and head FLOPs of a method at a "
       "scale, and whether it fits (docs/plan.md)");
-  auto* method = sub->add_option("--method", cmd->method, "fc, pfc, vfc, ffc or backbone (no head)")
-                     ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc", "backbone"}))
+  auto* method = sub->add_option("--method", cmd->method, method_list() + " (no head)")
+                     ->check(CLI::IsMember(method_names()))
                      ->capture_default_str();
   auto* classes = sub->add_option("--num-classes", cmd->num_classes, "Identities N");
   sub->add_option("--embedding", cmd->embedding, "Embedding size D")->capture_default_str();
@@ -108,10 +109,10 @@ void add_plan_command(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"ffc", "insightface"}))
       ->capture_default_str();
   sub->add_option("--methods", cmd->methods,
-                  "--cluster: methods to plan (default: --method if given, else fc,pfc,vfc,ffc,"
-                  "backbone)")
+                  "--cluster: methods to plan (default: --method if given, else " +
+                      method_list(true, ",", false, ",") + ")")
       ->delimiter(',')
-      ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc", "backbone"}));
+      ->check(CLI::IsMember(method_names()));
   sub->callback([&action, cmd, method, classes] {
     cmd->method_given = method->count() > 0;
     if (cmd->cluster != "list" && classes->count() == 0) {
@@ -148,9 +149,9 @@ void add_bench_commands(CLI::App& app, Action& action) {
       "images/s, head share and GFLOP/s, peak RSS per rank and ffc plan's prediction over "
       "methods x classes x ranks; CSV and Markdown");
   add_bench_common(sub, scaling->common);
-  sub->add_option("--methods", scaling->methods, "Methods (fc, pfc, vfc, ffc)")
+  sub->add_option("--methods", scaling->methods, "Methods (" + method_list(false, ", ") + ")")
       ->delimiter(',')
-      ->check(CLI::IsMember({"fc", "pfc", "vfc", "ffc"}));
+      ->check(CLI::IsMember(method_names(false)));
   sub->add_option("--classes", scaling->classes, "Class counts N")->delimiter(',');
   sub->add_option("--ranks", scaling->ranks, "Rank counts")->delimiter(',');
   sub->add_option("--window", scaling->window, "Steps per measured window")->capture_default_str();

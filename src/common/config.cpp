@@ -204,7 +204,8 @@ KeySpec string_key(const char* name, std::string Config::*member, bool allow_emp
 
 // `aliases` map other spellings to a choice (e.g. bf16 -> bfloat16); the choice is stored.
 KeySpec choice_key(const char* name, std::string Config::*member, std::vector<std::string> choices,
-                   const char* doc, std::vector<std::pair<std::string, std::string>> aliases = {}) {
+                   const std::string& doc,
+                   std::vector<std::pair<std::string, std::string>> aliases = {}) {
   std::string allowed = "one of";
   for (const auto& ch : choices) {
     allowed += " " + ch;
@@ -403,10 +404,10 @@ const std::vector<KeySpec>& key_table() {
                "rec: synthetic - the share of identities with >= k images falls as k^-power."),
       real_key("synthetic_difficulty", &Config::synthetic_difficulty, 0.0, 1.0, false, false,
                "rec: synthetic - strength of per-image variation and nuisances (0 to 1)."),
-      choice_key("method", &Config::method, {"fc", "pfc", "vfc", "ffc", "backbone"},
-                 "Classification head: model-parallel FC, Partial FC, Virtual FC or FFC; "
-                 "backbone: none, for benchmarks (the backbone's own speed, the ceiling of "
-                 "every method)."),
+      choice_key("method", &Config::method, method_names(),
+                 "Classification head: " + method_list(false, " or ", true) +
+                     "; backbone: none, for benchmarks (the backbone's own speed, the ceiling of "
+                     "every method)."),
       real_key("sample_rate", &Config::sample_rate, 0.0, 1.0, true, false,
                "Partial FC: fraction of each rank's classes sampled per step."),
       real_list_key("margin_list", &Config::margin_list, 3, {{1.0, 4.0}, {0.0, 1.5}, {0.0, 1.0}},

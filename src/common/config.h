@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "common/methods.h"
+
 namespace ffc {
 
 struct Config {
@@ -85,7 +87,7 @@ struct Config {
   bool eval_every_epoch = false;  // also evaluate at the end of every epoch
   int64_t num_threads = 0;        // 0: cores per node / ranks per node
   std::string log_level = "info";
-  int64_t grad_bucket_mb = 25;
+  int64_t grad_bucket_mb = kDefaultGradBucketMiB;
   double comm_timeout = 600.0;   // seconds; 0: no watchdog
   double save_timeout = 1800.0;  // seconds
   bool sync_phases = false;

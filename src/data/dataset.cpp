@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/methods.h"
 #include "data/recordio_dataset.h"
 
 namespace ffc::data {
@@ -116,12 +117,16 @@ std::shared_ptr<const BatchPlanner> make_planner(const Config& config, const Ima
                       "(--set flip=false) to train on it");
   }
   const PlannerOptions options = planner_options(config, rank, world);
-  if (config.method == "ffc") {
-    return std::make_shared<DualPlanner>(source, options, parse_dual_mode(config.loader_mode));
-  }
-  if (config.method == "vfc") {
-    return std::make_shared<KPerIdentityPlanner>(source, options,
-                                                 static_cast<int>(config.images_per_identity));
+  const MethodInfo* method = find_method(config.method);
+  FFC_CHECK(method != nullptr, "make_planner: unknown method '" + config.method + "'");
+  switch (method->sampler) {
+    case MethodSampler::kDual:
+      return std::make_shared<DualPlanner>(source, options, parse_dual_mode(config.loader_mode));
+    case MethodSampler::kKPerIdentity:
+      return std::make_shared<KPerIdentityPlanner>(source, options,
+                                                   static_cast<int>(config.images_per_identity));
+    case MethodSampler::kInstance:
+      break;
   }
   return std::make_shared<InstancePlanner>(source, options);
 }

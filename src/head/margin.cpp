@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/methods.h"
 
 namespace ffc::head {
 namespace {
@@ -96,7 +97,9 @@ MarginSpec margin_from_config(const Config& config) {
   MarginSpec s;
   std::string type = config.loss_type;
   if (type == "auto") {
-    type = config.method == "ffc" ? "am" : config.method == "vfc" ? "arc" : "combined";
+    const MethodInfo* method = find_method(config.method);
+    FFC_CHECK(method != nullptr, "margin: unknown method '" + config.method + "'");
+    type = method->default_loss;
   }
   const double m = config.margin > 0 ? config.margin : 0.5;
   if (type == "combined") {

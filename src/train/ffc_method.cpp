@@ -11,6 +11,7 @@
 #include "ckpt/checkpoint.h"
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/methods.h"
 #include "head/ffc_head.h"
 #include "head/sharded_softmax.h"
 #include "model/backbone.h"
@@ -44,8 +45,7 @@ class FfcMethod final : public Method {
     if (c.pool_size > 0) {
       return c.pool_size;
     }
-    // 1% of the identities (the authors' README), at least the global gallery batch.
-    return std::max<int64_t>((c.num_classes + 99) / 100, rows * world);
+    return default_pool_size(c.num_classes, rows * world);
   }
 
   std::string name() const override { return "ffc"; }
@@ -115,12 +115,8 @@ class FfcMethod final : public Method {
     return buf;
   }
 
-  std::vector<std::pair<std::string, at::Tensor>> device_tensors() override {
-    auto out = state_tensors();
-    for (auto& w : head_->workspaces()) {
-      out.push_back(std::move(w));
-    }
-    return out;
+  std::vector<std::pair<std::string, at::Tensor>> workspaces() override {
+    return head_->workspaces();
   }
 
   std::vector<std::pair<std::string, at::Tensor>> state_tensors() override {
