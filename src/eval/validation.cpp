@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/metrics_record.h"
 #include "common/text.h"
 #include "data/dataset.h"
 #include "eval/embed.h"
@@ -228,12 +229,7 @@ ValidationResults run_validation(const Config& config, model::Backbone& net,
     for (const std::string& line : lines) {
       spdlog::info("{}", line);
     }
-    nlohmann::ordered_json rec;
-    rec["event"] = "eval";
-    rec["step"] = step;
-    for (auto& [k, v] : fields.items()) {
-      rec[k] = v;
-    }
+    const nlohmann::ordered_json rec = metrics::eval_record(step, fields);
     if (sink) {
       sink(rec);
     }
