@@ -72,12 +72,8 @@ class ClassifierMethod final : public Method {
     return {{"head/weight", head_->weight()}, {"head/momentum", head_->momentum()}};
   }
 
-  std::vector<std::pair<std::string, at::Tensor>> device_tensors() override {
-    auto out = state_tensors();
-    for (auto& w : head_->workspaces()) {
-      out.push_back(std::move(w));
-    }
-    return out;
+  std::vector<std::pair<std::string, at::Tensor>> workspaces() override {
+    return head_->workspaces();
   }
 
   void save_state(ckpt::CheckpointWriter& w) override {

@@ -8,11 +8,11 @@
 #include <filesystem>
 
 #include "ckpt/checkpoint.h"
-#include "ckpt/input_norm_h5.h"
 #include "comm/watchdog.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/version.h"
+#include "h5/input_norm.h"
 #include "model/backbone.h"
 #include "model/state_dict.h"
 #include "train/loss_scaler.h"
@@ -37,50 +37,33 @@ at::Tensor started_tensor(Sgd& sgd) {
   return at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kByte).clone();
 }
 
-// On rank 0: "" when the checkpoint folder has room for another checkpoint of the size of the
-// latest one (plus 2% and 1 MiB), else what is missing.
-std::string space_problem(const std::string& dir) {
-  const auto latest = ckpt::latest_checkpoint(dir);
-  if (!latest) {
-    return {};
-  }
+// On rank 0: "" when the checkpoint folder has room for the file `count` describes (what its
+// tensors, chunks and HDF5's metadata take), else the figures of what is missing.
+std::string space_problem(const std::string& dir, const ckpt::CheckpointWriter& count) {
   std::error_code ec;
-  const auto need = static_cast<double>(std::filesystem::file_size(*latest, ec));
   const std::filesystem::space_info space = std::filesystem::space(dir, ec);
   if (ec) {
     return {};
   }
-  const double want = need * 1.02 + (1 << 20);
+  const auto want = static_cast<double>(count.needed_bytes());
   if (static_cast<double>(space.available) >= want) {
     return {};
   }
-  char buf[160];
+  constexpr double kMiB = 1 << 20;
+  char buf[200];
   std::snprintf(buf, sizeof(buf),
-                "%.1f MiB needed (the size of the last checkpoint), %.1f MiB free",
-                want / (1 << 20), static_cast<double>(space.available) / (1 << 20));
+                "%.2f MiB needed (%.2f MiB of tensors in %lld datasets, and HDF5's chunks and "
+                "metadata), %.2f MiB free",
+                want / kMiB, static_cast<double>(count.counted_bytes()) / kMiB,
+                static_cast<long long>(count.counted_datasets()),
+                static_cast<double>(space.available) / kMiB);
   return dir + ": no room for the checkpoint: " + buf;
-}
-
-// Every tensor a checkpoint holds, by name (probe weights and buffers, momentum, the method's).
-std::vector<std::pair<std::string, at::Tensor>> state_tensors(const TrainingState& s) {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& [key, t] : model::state_dict(*s.probe)) {
-    out.emplace_back("probe/" + key, t);
-  }
-  Sgd& sgd = *s.sgd;
-  for (size_t i = 0; i < sgd.params().size(); ++i) {
-    out.emplace_back("optimizer/momentum/" + sgd.names()[i], sgd.momentum_buffers()[i]);
-  }
-  for (auto& item : s.method->state_tensors()) {
-    out.push_back(std::move(item));
-  }
-  return out;
 }
 
 // The first floating-point tensor of the state that holds a NaN or an infinity, or "" (collective:
 // sharded tensors differ between ranks). One reduction per tensor, one host read.
 std::string first_nonfinite_tensor(const TrainingState& s) {
-  const auto tensors = state_tensors(s);
+  const auto tensors = state_tensors(*s.probe, *s.sgd, *s.method);
   std::vector<at::Tensor> sums;
   std::vector<size_t> which;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -130,6 +113,21 @@ std::string checkpoint_dir(const Config& config) {
   return config.output + "/checkpoints";
 }
 
+std::vector<std::pair<std::string, at::Tensor>> state_tensors(model::Backbone& probe, Sgd& sgd,
+                                                              Method& method) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& [key, t] : model::state_dict(probe)) {
+    out.emplace_back("probe/" + key, t);
+  }
+  for (size_t i = 0; i < sgd.params().size(); ++i) {
+    out.emplace_back("optimizer/momentum/" + sgd.names()[i], sgd.momentum_buffers()[i]);
+  }
+  for (auto& item : method.state_tensors()) {
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
 std::string save_checkpoint(const TrainingState& s, int64_t step) {
   comm::Communicator& comm = *s.comm;
   const Config& config = *s.config;
@@ -172,7 +170,7 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
     w.attribute("embedding_size", config.embedding_size);
     w.attribute("image_size", config.image_size);
     w.attribute("network", config.network);
-    for (const auto& [key, value] : ckpt::input_norm_attributes(s.input_norm)) {
+    for (const auto& [key, value] : h5::input_norm_attributes(s.input_norm)) {
       w.attribute(key, value);
     }
     w.attribute("steps_per_epoch", spe);
@@ -201,18 +199,21 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
     s.method->save_state(w);
     w.bytes("metrics/last", s.last_metrics);
   };
-  // Room first: the previous checkpoint's size is the next one's (the state's shapes do not
-  // change). A save that cannot fit is refused before it starts, and the file then reserves the
-  // disk it needs before the first collective write: a collective write that runs out of space
-  // fails on some ranks only, and HDF5 then waits forever in its own collectives (chunk
-  // allocation) on the others.
-  std::string failure = comm.rank() == 0 ? space_problem(dir) : std::string();
+  // Room first: what the file will take is counted without writing (the same calls on a counting
+  // writer). A save that cannot fit is refused before it starts, and the file then reserves that
+  // disk before the first collective write: a collective write that runs out of space fails on
+  // some ranks only, and HDF5 then waits forever in its own collectives (chunk allocation) on the
+  // others.
+  ckpt::CheckpointWriter count{ckpt::CheckpointWriter::CountOnly{}};
+  std::string failure;
   try {
+    write_state(count);
+    if (comm.rank() == 0) {
+      failure = space_problem(dir, count);
+    }
     if (comm::any_rank(comm, !failure.empty())) {
       throw IoError(failure.empty() ? std::string("rank 0 found no room") : failure);
     }
-    ckpt::CheckpointWriter count{ckpt::CheckpointWriter::CountOnly{}};
-    write_state(count);
     ckpt::CheckpointWriter w(tmp, comm);
     w.reserve(count.needed_bytes());
     write_state(w);
@@ -243,10 +244,31 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
     throw AgreedError(what + ". Free space (df -h " + dir +
                       ") or set output elsewhere, then resume with --resume auto");
   }
+  // The commit (rename, `latest`, rotation) runs on rank 0; its failure (the disk filled since the
+  // write: `latest` cannot be written) is agreed too, so that every rank stops with its message.
+  std::string commit_failure;
   if (comm.rank() == 0) {
-    ckpt::commit_checkpoint(tmp, dir, name, static_cast<int>(config.save_keep));
+    try {
+      ckpt::commit_checkpoint(tmp, dir, name, static_cast<int>(config.save_keep));
+    } catch (const Error& e) {
+      commit_failure = e.what();
+    }
   }
-  comm.barrier();
+  if (comm::any_rank(comm, !commit_failure.empty())) {
+    std::error_code ec;
+    const bool complete = comm.rank() == 0 && std::filesystem::exists(dir + "/" + name, ec);
+    const std::string what =
+        "checkpoint at step " + std::to_string(step) + " could not be written (" +
+        (commit_failure.empty() ? std::string("rank 0 could not commit it") : commit_failure) +
+        "); " + (complete ? name + " is complete, but " : std::string()) + "`latest` still names " +
+        ckpt::latest_checkpoint(dir).value_or(std::string("no checkpoint"));
+    if (config.save_failure == "warn") {
+      spdlog::warn("{}; training continues (save_failure warn)", what);
+      return "";
+    }
+    throw AgreedError(what + ". Free space (df -h " + dir +
+                      ") or set output elsewhere, then resume with --resume auto");
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   uintmax_t bytes = 0;
@@ -308,7 +330,7 @@ void check_compatible(const std::string& path, const Config& config, const Input
   cmp_i("embedding_size", config.embedding_size);
   cmp_i("image_size", config.image_size);
   cmp_i("num_classes", config.num_classes);
-  const InputNorm theirs = ckpt::recorded_input_norm_of(r, path).value_or(legacy_input_norm());
+  const InputNorm theirs = h5::recorded_input_norm_of(r, path).value_or(legacy_input_norm());
   if (theirs.name != norm.name) {
     diffs.push_back("input_norm: checkpoint " + theirs.name + ", this run " + norm.name);
   }

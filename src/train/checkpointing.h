@@ -3,8 +3,11 @@
 // the method's head (in global layout), the step (from which the schedule, the samplers and the
 // data order follow), the configuration and the last metrics.
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -37,6 +40,13 @@ struct TrainingState {
 
 // <output>/checkpoints
 std::string checkpoint_dir(const Config& config);
+
+// Every tensor a checkpoint holds, by name: the probe's weights and buffers ("probe/..."), the
+// optimiser's momentum ("optimizer/momentum/..."), the method's state_tensors() (head, pool,
+// gallery). The one list the finiteness check before a save and the trainer's placement check
+// read.
+std::vector<std::pair<std::string, at::Tensor>> state_tensors(model::Backbone& probe, Sgd& sgd,
+                                                              Method& method);
 
 // Collective: writes the checkpoint of the state after `step` steps, commits it atomically and
 // keeps the newest save_keep. Returns its path. A state that is not finite is never written

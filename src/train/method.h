@@ -62,11 +62,9 @@ class Method {
   // The method's own tensors (head weights and momentum, pool rows, the gallery's parameters),
   // by name: they live on comm.device(); a checkpoint is written only when they are finite.
   virtual std::vector<std::pair<std::string, at::Tensor>> state_tensors() = 0;
-  // state_tensors() and the head's workspaces (logits, sampled rows): everything of the method a
-  // step touches, for the trainer's placement check.
-  virtual std::vector<std::pair<std::string, at::Tensor>> device_tensors() {
-    return state_tensors();
-  }
+  // The head's workspaces (logits, sampled rows): with state_tensors() everything of the method
+  // a step touches, for the trainer's placement check.
+  virtual std::vector<std::pair<std::string, at::Tensor>> workspaces() { return {}; }
   // Figures of the method for the checkpoint's root attributes and checks (e.g. "pool_size").
   virtual std::vector<std::pair<std::string, int64_t>> checkpoint_attributes() const { return {}; }
 };

@@ -9,21 +9,23 @@
 #include <limits>
 
 #include "ckpt/checkpoint.h"
-#include "ckpt/input_norm_h5.h"
-#include "ckpt/state_dict_h5.h"
 #include "comm/device.h"
 #include "comm/grad_allreduce.h"
 #include "comm/timed_communicator.h"
 #include "comm/watchdog.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/memory.h"
+#include "common/metrics_record.h"
 #include "common/signals.h"
 #include "common/version.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "eval/embed.h"
 #include "eval/validation.h"
+#include "h5/input_norm.h"
+#include "h5/state_dict.h"
 #include "model/backbone.h"
 #include "model/export.h"
 #include "train/checkpointing.h"
@@ -48,7 +50,7 @@ void prepare_output(const Config& config, int rank, bool resuming) {
     throw IoError(config.output + ": cannot create the output folder (" + ec.message() +
                   "); set output to a writable path");
   }
-  std::ofstream(config.output + "/config.yaml") << dump_config(config);
+  write_file_atomically(config.output + "/config.yaml", dump_config(config));
   add_log_file(config.output + "/train.log", /*append=*/resuming);
 }
 
@@ -80,8 +82,8 @@ std::string phase_text(const std::array<double, kPhases>& per_step) {
 InputNorm run_input_norm(const Config& config) {
   std::optional<InputNorm> from_init;
   if (!config.init_backbone.empty()) {
-    from_init = ckpt::recorded_input_norm(ckpt::read_root_attributes_h5(config.init_backbone),
-                                          config.init_backbone)
+    from_init = h5::recorded_input_norm(h5::read_root_attributes(config.init_backbone),
+                                        config.init_backbone)
                     .value_or(legacy_input_norm());
   }
   const InputNorm norm = resolve_input_norm(config.input_norm, from_init);
@@ -117,9 +119,7 @@ void evaluate(const Config& config, const InputNorm& norm, Method& method, model
       config, *net, comm, step,
       [&](const nlohmann::ordered_json& record) {
         nlohmann::ordered_json rec = record;
-        rec["net"] = config.eval_net;
-        rec["epoch"] = epoch;
-        rec["train_s"] = train_s;
+        metrics::add_eval_context(rec, config.eval_net, epoch, train_s);
         metrics.write(rec);
       },
       norm);
@@ -134,29 +134,43 @@ void evaluate(const Config& config, const InputNorm& norm, Method& method, model
 
 // What every rank agrees on once per step, between the gradient all-reduce and the optimiser:
 // a stop signal on any rank, and whether the loss or the gradients are finite. The one host read
-// of device values a step makes (two scalars), and one small host collective.
+// of device values a step makes (two scalars), and one small host collective. On the steps that
+// end a progress window the same collective carries the ranks' peak memory (the largest of any
+// rank), so that a progress line costs no collective of its own.
 struct StepHealth {
   bool stop = false;
   bool bad_loss = false;
   bool bad_grad = false;
   double loss = 0;
   double grad_norm = 0;
+  bool memory_sampled = false;
+  double peak_rss_mib = 0;
+  double peak_private_mib = 0;
 };
 
-StepHealth agree(comm::Communicator& comm, const at::Tensor& loss, const at::Tensor& grad_sumsq) {
+StepHealth agree(comm::Communicator& comm, const at::Tensor& loss, const at::Tensor& grad_sumsq,
+                 bool sample_memory) {
   const at::Tensor values =
       at::stack({loss.detach().to(at::kDouble).reshape({}), grad_sumsq.to(loss.device())}).cpu();
   StepHealth h;
   h.loss = values[0].item<double>();
   const double sumsq = values[1].item<double>();
   h.grad_norm = std::sqrt(sumsq);
-  double flags[3] = {stop_signal_received() ? 1.0 : 0.0, std::isfinite(h.loss) ? 0.0 : 1.0,
-                     std::isfinite(sumsq) ? 0.0 : 1.0};
-  at::Tensor t = at::from_blob(flags, {3}, at::kDouble);
+  constexpr double kMiB = 1 << 20;
+  double flags[5] = {stop_signal_received() ? 1.0 : 0.0, std::isfinite(h.loss) ? 0.0 : 1.0,
+                     std::isfinite(sumsq) ? 0.0 : 1.0,
+                     sample_memory ? static_cast<double>(peak_rss_bytes()) / kMiB : 0.0,
+                     // Private (anonymous) memory only: what a rank costs beyond the page cache it
+                     // shares with the other ranks of its node (the mapped dataset index).
+                     sample_memory ? static_cast<double>(peak_private_rss_bytes()) / kMiB : 0.0};
+  at::Tensor t = at::from_blob(flags, {5}, at::kDouble);
   comm.host().all_reduce(t, comm::ReduceOp::kMax);
   h.stop = flags[0] > 0;
   h.bad_loss = flags[1] > 0;
   h.bad_grad = flags[2] > 0;
+  h.memory_sampled = sample_memory;
+  h.peak_rss_mib = flags[3];
+  h.peak_private_mib = flags[4];
   return h;
 }
 
@@ -173,30 +187,18 @@ std::string first_nonfinite_gradient(const Sgd& sgd) {
 
 // After the first step of a run: every tensor a step touches is on the communicator's device
 // (host-side bookkeeping excepted: labels, the pool's metadata). Metadata only, no device access.
-void check_placement(at::Device device, const model::Backbone& probe, Method& method,
-                     const Sgd& sgd, const comm::GradientAllReducer& reducer,
-                     const data::Batch& batch, const at::Tensor& loss) {
-  std::vector<std::pair<std::string, at::Tensor>> all;
+void check_placement(at::Device device, model::Backbone& probe, Method& method, Sgd& sgd,
+                     const comm::GradientAllReducer& reducer, const data::Batch& batch,
+                     const at::Tensor& loss) {
+  // The checkpoint's tensors (checkpointing.h), then what only a step has.
+  std::vector<std::pair<std::string, at::Tensor>> all = state_tensors(probe, sgd, method);
   for (const auto& item : probe.named_parameters()) {
-    all.emplace_back("probe/" + item.key(), item.value());
     all.emplace_back("probe/" + item.key() + ".grad", item.value().grad());
-  }
-  for (const auto& item : probe.named_buffers()) {
-    all.emplace_back("probe/" + item.key(), item.value());
-  }
-  if (const model::Backbone* g = method.gallery_network()) {
-    for (const auto& item : g->named_parameters()) {
-      all.emplace_back("gallery/" + item.key(), item.value());
-    }
-  }
-  for (size_t i = 0; i < sgd.params().size(); ++i) {
-    all.emplace_back("optimizer/momentum/" + sgd.names()[i],
-                     const_cast<Sgd&>(sgd).momentum_buffers()[i]);
   }
   for (int64_t i = 0; i < reducer.num_buckets(); ++i) {
     all.emplace_back("gradient bucket " + std::to_string(i), reducer.bucket(i));
   }
-  for (auto& item : method.device_tensors()) {
+  for (auto& item : method.workspaces()) {
     all.push_back(std::move(item));
   }
   for (size_t v = 0; v < batch.images.size(); ++v) {
@@ -250,9 +252,9 @@ class ProgressWindow {
 
   // Logs the line and writes the record of the window ending after `step`; starts a new window.
   nlohmann::ordered_json report(int64_t step, double lr, const StepStats& last,
-                                const StepFigures& trainer_figures, const Method& method,
-                                comm::Communicator& comm, MetricsWriter& metrics,
-                                TrainResult& result) {
+                                const StepFigures& trainer_figures, const StepHealth& health,
+                                const Method& method, comm::Communicator& comm,
+                                MetricsWriter& metrics, TrainResult& result) {
     const auto now = Clock::now();
     const double seconds = std::chrono::duration<double>(now - start_).count();
     const double probe_rate = probe_ * world_ / seconds;
@@ -275,29 +277,32 @@ class ProgressWindow {
         "{:.4g} | {} | eta {}",
         epoch + 1, config_.num_epoch, step + 1, end_, all_rate, probe_rate, loss,
         method.progress(figures), lr, phase_text(per_step), format_duration(eta));
-    nlohmann::ordered_json rec;
-    rec["step"] = step + 1;
-    rec["epoch"] = epoch;
-    for (const auto& [k, v] : figures.items()) {
-      rec[k] = v;
-    }
-    rec["lr"] = lr;
-    rec["images_per_s"] = all_rate;
-    rec["probe_images_per_s"] = probe_rate;
-    nlohmann::ordered_json ph;
+    metrics::Progress p;
+    p.step = step + 1;
+    p.epoch = epoch;
+    p.figures = figures;
+    p.lr = lr;
+    p.images_per_s = all_rate;
+    p.probe_images_per_s = probe_rate;
     for (int i = 0; i < kPhases; ++i) {
-      ph[phase_name(static_cast<Phase>(i))] = 1000 * per_step[i];
+      p.phase_ms.emplace_back(phase_name(static_cast<Phase>(i)), 1000 * per_step[i]);
     }
-    rec["phase_ms"] = ph;
-    rec["phase_clock"] = clock_;
-    // The largest peak RSS of any rank so far (one small host all-reduce per progress line).
-    rec["peak_rss_mib"] = comm::all_reduce_scalar(
-        comm, static_cast<double>(peak_rss_bytes()) / (1 << 20), comm::ReduceOp::kMax);
-    // Private (anonymous) memory only, sampled at progress lines: what a rank costs beyond the
-    // page cache it shares with the other ranks of its node (the mapped dataset index).
-    rec["peak_private_mib"] = comm::all_reduce_scalar(
-        comm, static_cast<double>(peak_private_rss_bytes()) / (1 << 20), comm::ReduceOp::kMax);
-    rec["elapsed_s"] = std::chrono::duration<double>(now - run_start_).count();
+    p.phase_clock = clock_;
+    // The largest peak memory of any rank so far, from the step's own collective (agree); a
+    // window that ends early (a stop) reads it with one collective here.
+    if (health.memory_sampled) {
+      p.peak_rss_mib = health.peak_rss_mib;
+      p.peak_private_mib = health.peak_private_mib;
+    } else {
+      double mem[2] = {static_cast<double>(peak_rss_bytes()) / (1 << 20),
+                       static_cast<double>(peak_private_rss_bytes()) / (1 << 20)};
+      at::Tensor t = at::from_blob(mem, {2}, at::kDouble);
+      comm.host().all_reduce(t, comm::ReduceOp::kMax);
+      p.peak_rss_mib = mem[0];
+      p.peak_private_mib = mem[1];
+    }
+    p.elapsed_s = std::chrono::duration<double>(now - run_start_).count();
+    const nlohmann::ordered_json rec = metrics::to_json(p);
     metrics.write(rec);
     result.final_loss = loss;
     result.images_per_second = all_rate;
@@ -369,6 +374,8 @@ class Trainer {
   void evaluate_now(int64_t step, TrainResult& result);
   enum class Outcome { kApplied, kSkipped, kStop };
   Outcome step(int64_t step, StepStats& stats, double& lr);
+  // Whether step `s` ends a progress window (a progress line and metrics record after it).
+  bool progress_step(int64_t s) const { return (s + 1) % config_.frequent == 0 || s + 1 == end_; }
   void setup_data();
   void setup_model();
   void setup_optimiser();
@@ -564,7 +571,7 @@ Trainer::Outcome Trainer::step(int64_t step, StepStats& stats, double& lr) {
   const double coll_backward = comm_.take_seconds();
   timer_.start(Phase::kComm);
   reducer_->all_reduce_sum(comm_, 1.0 / scaler_->scale());
-  health_ = agree(comm_, stats.loss, reducer_->sum_of_squares());
+  health_ = agree(comm_, stats.loss, reducer_->sum_of_squares(), progress_step(step));
   timer_.start(Phase::kOptimizer);
   lr = learning_rate(sched_, step);
   Outcome outcome = Outcome::kApplied;
@@ -615,7 +622,7 @@ TrainResult Trainer::run() {
     double lr = 0;
     const Outcome outcome = step(s, stats, lr);
     result.steps = s + 1;
-    if ((s + 1) % config_.frequent == 0 || s + 1 == end_ || outcome == Outcome::kStop) {
+    if (progress_step(s) || outcome == Outcome::kStop) {
       if (timer_.device_clock()) {
         window_->use_device_phases(timer_.take_device());
       }
@@ -626,7 +633,7 @@ TrainResult Trainer::run() {
         extra.add("loss_scale", scaler_->scale());
       }
       state_.last_metrics =
-          window_->report(s, lr, stats, extra, *method_, comm_, metrics_, result).dump();
+          window_->report(s, lr, stats, extra, health_, *method_, comm_, metrics_, result).dump();
     }
     if (config_.save_every > 0 && (s + 1) % config_.save_every == 0) {
       save_checkpoint(state_, s + 1);
