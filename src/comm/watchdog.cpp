@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/signals.h"
 #include "common/text.h"
@@ -246,10 +247,11 @@ void Watchdog::maybe_report(Clock::time_point now) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   const std::string path = dir + "/rank-" + std::to_string(rank_);
-  std::ofstream out(path + ".tmp", std::ios::trunc);
-  out << line;
-  out.close();
-  std::filesystem::rename(path + ".tmp", path, ec);
+  try {
+    write_file_atomically(path, line, path + ".tmp");
+  } catch (const std::exception&) {
+    // A report that cannot be written must not stop the watchdog that ends the job.
+  }
 }
 
 std::string Watchdog::check(Clock::time_point now, int& exit_code, std::function<void()>& cleanup) {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "data/recordio.h"
 #include "data/recordio_dataset.h"
@@ -64,12 +65,16 @@ void make_dir(const std::string& dir) {
   }
 }
 
-// Writes the three files of a dataset under temporary names; commit() renames them into place.
+// Writes the files of a dataset under temporary names (common/atomic_file.h); commit() renames
+// them into place, and a writer destroyed before it removes them.
 class PackWriter {
  public:
   PackWriter(const std::string& out, int64_t images, int64_t classes)
       : out_(out), images_(images), classes_(classes) {
     make_dir(out);
+    for (const char* name : {"train.rec", "train.idx", "property", kDatasetInfoFile}) {
+      files_.push_back(std::make_unique<AtomicFile>(out_ + "/" + name, tmp(name)));
+    }
     rec_ = std::make_unique<RecordWriter>(tmp("train.rec"));
     // Record 0: labels [first identity key, end key), as insightface's datasets (exact in id and
     // id2 too: float32 keys are exact only below 2^24).
@@ -79,14 +84,7 @@ class PackWriter {
     index_.push_back({0, rec_->write(record_.data(), record_.size())});
   }
 
-  ~PackWriter() {
-    if (!committed_) {
-      rec_.reset();
-      for (const char* name : {"train.rec", "train.idx", "property", kDatasetInfoFile}) {
-        std::remove(tmp(name).c_str());
-      }
-    }
-  }
+  ~PackWriter() { rec_.reset(); }  // closed before the AtomicFiles remove what is not committed
 
   void add_image(int64_t label, const uint8_t* jpeg, size_t size) {
     const int64_t key = static_cast<int64_t>(index_.size());
@@ -120,40 +118,34 @@ class PackWriter {
     PackReport report{images_, classes_, height, rec_->tell()};
     rec_->close();
     write_index(tmp("train.idx"), index_);
-    {
-      std::ofstream prop(tmp("property"));
-      prop << classes_ << "," << height << "," << width << "\n";
-      prop.close();
-      if (!prop) {
-        throw IoError(tmp("property") + ": write failed");
-      }
-    }
+    write_text(tmp("property"), std::to_string(classes_) + "," + std::to_string(height) + "," +
+                                    std::to_string(width) + "\n");
     const bool with_info = !(info == DatasetInfo{});
     if (with_info) {
-      std::ofstream out(tmp(kDatasetInfoFile));
-      out << dataset_info_json(info);
-      out.close();
-      if (!out) {
-        throw IoError(tmp(kDatasetInfoFile) + ": write failed");
-      }
+      write_text(tmp(kDatasetInfoFile), dataset_info_json(info));
     } else {
+      files_.back()->abandon();
       std::remove((out_ + "/" + kDatasetInfoFile).c_str());  // a stale one from an earlier pack
     }
-    for (const char* name : {"train.rec", "train.idx", "property", kDatasetInfoFile}) {
-      if (std::strcmp(name, kDatasetInfoFile) == 0 && !with_info) {
-        continue;
-      }
-      if (std::rename(tmp(name).c_str(), (out_ + "/" + name).c_str()) != 0) {
-        throw IoError(out_ + "/" + name + ": cannot rename into place (" + std::strerror(errno) +
-                      ")");
+    for (size_t i = 0; i < files_.size(); ++i) {
+      if (i + 1 < files_.size() || with_info) {
+        files_[i]->commit();
       }
     }
-    committed_ = true;
     return report;
   }
 
  private:
   std::string tmp(const std::string& name) const { return out_ + "/." + name + ".partial"; }
+
+  static void write_text(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      throw IoError(path + ": write failed");
+    }
+  }
 
   std::string out_;
   int64_t images_;
@@ -163,7 +155,7 @@ class PackWriter {
   std::vector<uint8_t> record_;
   std::vector<int64_t> class_start_;
   int64_t current_label_ = -1;
-  bool committed_ = false;
+  std::vector<std::unique_ptr<AtomicFile>> files_;  // train.rec, train.idx, property, dataset.json
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/crc32.h"
 #include "common/error.h"
 
@@ -138,7 +139,8 @@ void write_record_index(const std::string& path, const IndexTables& t, const Fil
   h.sections_crc = crc;
   h.header_crc = header_crc(h);
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  AtomicFile file(path);
+  const std::string& tmp = file.temp();
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) {
     throw IoError(tmp + ": cannot create the dataset index (" + std::strerror(errno) +
@@ -157,13 +159,12 @@ void write_record_index(const std::string& path, const IndexTables& t, const Fil
     ok = ok && (pad == 0 || std::fwrite(zeros, 1, pad, f) == pad);
     pos += pad;
   }
-  ok = ok && pos == h.file_bytes && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  ok = ok && pos == h.file_bytes && std::fflush(f) == 0;
   ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw IoError(path + ": cannot write the dataset index (" + err + ")");
+  if (!ok) {
+    throw IoError(path + ": cannot write the dataset index (" + std::strerror(errno) + ")");
   }
+  file.commit();
 }
 
 MappedRecordIndex::~MappedRecordIndex() {

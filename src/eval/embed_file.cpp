@@ -6,12 +6,13 @@
 #include <exception>
 #include <filesystem>
 
-#include "ckpt/parallel_h5.h"
 #include "comm/mpi_handle.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "data/inspect.h"
 #include "data/recordio_dataset.h"
 #include "eval/verification_set.h"
+#include "h5/parallel.h"
 #include "model/backbone.h"
 
 namespace ffc::eval {
@@ -148,7 +149,7 @@ EmbedInput open_embed_input(const std::string& path, int64_t image_size, data::C
 }
 
 void write_embeddings_h5(model::Backbone& net, const EmbedInput& input, comm::Communicator& comm,
-                         const std::string& out, const ckpt::h5::Attributes& attrs,
+                         const std::string& out, const h5::Attributes& attrs,
                          const EmbedFileOptions& options) {
   FFC_CHECK(options.chunk >= 1, "embedding chunk must be at least 1 image");
   const int64_t n = input.count;
@@ -161,13 +162,13 @@ void write_embeddings_h5(model::Backbone& net, const EmbedInput& input, comm::Co
   const int64_t rounds = (largest_block + options.chunk - 1) / options.chunk;
   const std::string partial = out + ".partial";
 
-  ckpt::ParallelFile file;
+  h5::ParallelFile file;
   try {
     agreed(comm, "creating the output file", [&] {
-      file = ckpt::ParallelFile::create(partial, comm::mpi_comm(comm));
-      file.create_dataset("embeddings", ckpt::DType::kFloat32, {n, d});
+      file = h5::ParallelFile::create(partial, comm::mpi_comm(comm));
+      file.create_dataset("embeddings", h5::DType::kFloat32, {n, d});
       if (input.has_labels) {
-        file.create_dataset("labels", ckpt::DType::kInt64, {n});
+        file.create_dataset("labels", h5::DType::kInt64, {n});
       }
     });
     const bool was_training = net.is_training();
@@ -180,9 +181,9 @@ void write_embeddings_h5(model::Backbone& net, const EmbedInput& input, comm::Co
             embed_raw(net, first, first + count, input.fill, options.batch, options.flip);
         rows = (options.flip ? raw.plain + raw.mirror : raw.plain).contiguous();
       });
-      file.write_rows("embeddings", ckpt::DType::kFloat32, first, count, rows.data_ptr<float>());
+      file.write_rows("embeddings", h5::DType::kFloat32, first, count, rows.data_ptr<float>());
       if (input.has_labels) {
-        file.write_rows("labels", ckpt::DType::kInt64, first, count, input.labels->data() + first);
+        file.write_rows("labels", h5::DType::kInt64, first, count, input.labels->data() + first);
       }
     }
     if (was_training) {
@@ -197,7 +198,7 @@ void write_embeddings_h5(model::Backbone& net, const EmbedInput& input, comm::Co
     }
     file.close();
   } catch (...) {
-    file = ckpt::ParallelFile();  // closes it
+    file = h5::ParallelFile();  // closes it
     if (comm.rank() == 0) {
       std::error_code ec;
       fs::remove(partial, ec);  // nothing half-written is left behind
@@ -211,7 +212,7 @@ void write_embeddings_h5(model::Backbone& net, const EmbedInput& input, comm::Co
     std::error_code ec;
     try {
       if (!input.paths.empty()) {
-        ckpt::h5::File f = ckpt::h5::File::open_write(partial);
+        h5::File f = h5::File::open_write(partial);
         f.root().write_strings("paths", input.paths);
         f.close();
       }
@@ -219,11 +220,7 @@ void write_embeddings_h5(model::Backbone& net, const EmbedInput& input, comm::Co
       fs::remove(partial, ec);
       throw;
     }
-    fs::rename(partial, out, ec);
-    if (ec) {
-      fs::remove(partial, ec);
-      throw IoError(out + ": cannot rename " + partial + " to it (" + ec.message() + ")");
-    }
+    AtomicFile(out, partial).commit();  // removes the partial file when it fails
   });
 }
 
