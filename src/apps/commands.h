@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "apps/config_cli.h"
+#include "bench/options.h"
 
 namespace ffc::app {
 
@@ -44,7 +45,7 @@ struct PlanCommand {
   int64_t image_size = 0;
   double memory_gib = 0;
   bool json = false;
-  // --cluster: the step-time model on named hardware (train/cluster_plan.h).
+  // --cluster: the step-time model on named hardware (plan/cluster_plan.h).
   std::string cluster;               // GPU[,key=value...], or "list"
   std::string cluster_file;          // presets instead of the built-in ones
   std::string impl = "ffc";          // ffc or insightface (arcface_torch's partial_fc.py, 2021)
@@ -109,47 +110,12 @@ int run_model_list(const ModelCommand& cmd);
 int run_model_info(const ModelCommand& cmd);
 int run_model_export(const ModelCommand& cmd);
 
-// `ffc bench scaling | accuracy` (apps/cmd_bench.cpp, docs/benchmarks.md).
-struct BenchCommon {
-  std::string network = "tiny";
-  int64_t image_size = 32;
-  int64_t embedding = 128;
-  int64_t batch = 64;  // per rank
-  double sample_rate = 0.1;
-  std::string launcher = "mpiexec --bind-to none -n {ranks}";
-  std::string config;             // optional base configuration file
-  std::vector<std::string> sets;  // extra KEY=VALUE for every run
-  std::string out = "bench-results";
-};
-struct BenchScalingCommand {
-  BenchCommon common;
-  std::vector<std::string> methods = {"fc", "pfc", "vfc", "ffc"};
-  std::vector<int64_t> classes = {10000, 100000, 1000000, 10000000, 100000000};
-  std::vector<int> ranks = {1, 2};
-  int64_t window = 4;
-  int64_t repeats = 3;
-  double memory_fraction = 0.6;
-  int64_t pool = 0;  // FFC's Q; 0: 1% of N, at least the global gallery batch
-};
+// `ffc bench scaling | accuracy` (apps/cmd_bench.cpp, apps/cmd_bench_accuracy.cpp,
+// docs/benchmarks.md); their options and pieces live in src/bench.
+using BenchCommon = bench::Common;
+using BenchScalingCommand = bench::ScalingOptions;
+using BenchAccuracyCommand = bench::AccuracyOptions;
 int run_bench_scaling(const BenchScalingCommand& cmd);
-struct BenchAccuracyCommand {
-  BenchCommon common;
-  // METHOD[@POOL%][:LOADER]: FFC's pool as a share of N, its loaders (both, instance, identity;
-  // one alone is the ablation, run with ablation_seeds).
-  std::vector<std::string> runs = {
-      "fc", "pfc", "vfc", "ffc@1%", "ffc@10%", "ffc@10%:instance", "ffc@10%:identity"};
-  int64_t classes = 10000;
-  double difficulty = 1.0;  // synthetic_difficulty
-  int ranks = 2;
-  int64_t epochs = 8;
-  int64_t warmup_epochs = 1;
-  double lr = 0.1;
-  std::vector<int64_t> seeds = {2048, 2049};
-  std::vector<int64_t> ablation_seeds = {2048};
-  double converged = 0.005;  // held-out accuracy moved less over the last two evaluations
-  int64_t val_pairs = 6000;
-  int64_t val_identities = 300;
-};
 int run_bench_accuracy(const BenchAccuracyCommand& cmd);
 
 // `ffc eval` (apps/cmd_eval.cpp, docs/eval.md).

@@ -1,7 +1,4 @@
-// Helpers of the `ffc bench` commands (apps/cmd_bench.cpp, apps/cmd_bench_accuracy.cpp): launch
-// `ffc train` through the MPI launcher, read the runs' metrics, format the reports.
-
-#include "apps/bench_common.h"
+#include "bench/runner.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -15,11 +12,13 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/stats.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/logging.h"
-#include "train/plan.h"
+#include "plan/plan.h"
 
-namespace ffc::app {
+namespace ffc::bench {
 namespace {
 std::string self_exe() {
   std::vector<char> buf(4096, 0);
@@ -53,15 +52,6 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 }
 
 }  // namespace
-
-double median(std::vector<double> v) {
-  if (v.empty()) {
-    return std::nan("");
-  }
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // Best GFLOP/s of a square float32 matmul at `threads` threads (the machine's matmul peak as the
 // head sees it), measured in this process.
@@ -102,12 +92,12 @@ std::string machine_text() {
   }
   std::ostringstream o;
   o << cpu << ", " << std::thread::hardware_concurrency() << " cores, "
-    << static_cast<int64_t>(train::machine_memory_bytes() / (1 << 30)) << " GiB, BLAS " << blas;
+    << static_cast<int64_t>(plan::machine_memory_bytes() / (1 << 30)) << " GiB, BLAS " << blas;
   return o.str();
 }
 
 // Runs `ffc train` through the launcher; returns its exit status. Output in <dir>/<id>.log.
-int launch(const BenchCommon& c, const RunSpec& run, const std::string& dir) {
+int launch(const Common& c, const RunSpec& run, const std::string& dir) {
   std::string cmd = replace_all(c.launcher, "{ranks}", std::to_string(run.ranks));
   cmd += " " + shell_quote(self_exe()) + " train";
   if (!c.config.empty()) {
@@ -126,18 +116,7 @@ int launch(const BenchCommon& c, const RunSpec& run, const std::string& dir) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
-std::vector<Json> read_metrics(const std::string& path) {
-  std::vector<Json> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) {
-      out.push_back(Json::parse(line));
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> common_sets(const BenchCommon& c, int64_t seed) {
+std::vector<std::string> common_sets(const Common& c, int64_t seed) {
   return {"rec=synthetic",
           "network=" + c.network,
           "image_size=" + std::to_string(c.image_size),
@@ -152,21 +131,7 @@ std::vector<std::string> common_sets(const BenchCommon& c, int64_t seed) {
 }
 
 void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  if (!out) {
-    throw IoError(path + ": cannot write");
-  }
-}
-
-std::string fmt_num(double v, int digits) {
-  if (std::isnan(v)) {
-    return "-";
-  }
-  std::ostringstream o;
-  o.precision(digits);
-  o << std::fixed << v;
-  return o.str();
+  write_file_atomically(path, text);
 }
 
 double load_average() {
@@ -176,4 +141,4 @@ double load_average() {
   return load;
 }
 
-}  // namespace ffc::app
+}  // namespace ffc::bench
