@@ -3,21 +3,9 @@
 # usage: cli_test.sh FFC MPIEXEC SOURCE_DIR
 set -u
 ffc=$1 mpiexec=$2 src=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "cli_test: FAIL: $*"; failures=$((failures + 1)); }
-# run NAME EXPECTED_STATUS CMD...: runs CMD, keeps stdout/stderr in $tmp/NAME.{out,err}
-run() {
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
-  local rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    fail "$name: exit status $rc, expected $want"
-    sed 's/^/  | /' "$tmp/$name.out" "$tmp/$name.err"
-  fi
-}
-has() { grep -q -- "$2" "$tmp/$1" || fail "$1 lacks '$2'"; }
+# shellcheck source=../support/harness.sh
+source "$(dirname "$0")/../support/harness.sh"
+harness_start cli_test
 
 run help 0 "$ffc" --help
 has help.out "config"
@@ -132,8 +120,4 @@ run planbackbone 0 "$ffc" plan --method backbone --num-classes 1000000 --json
 has planbackbone.out '"head_flops_per_step": 0'
 grep -q '"pool rows"\|head weights' "$tmp/planbackbone.out" && fail "planbackbone: a head in the plan"
 
-if [ "$failures" -ne 0 ]; then
-  echo "cli_test: $failures failure(s)"
-  exit 1
-fi
-echo "cli_test: ok"
+harness_finish

@@ -27,6 +27,14 @@ class TempDir {
 
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
+  // The entries directly in the folder (what a failed write must not leave behind).
+  size_t entries() const {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(path_)) {
+      ++n;
+    }
+    return n;
+  }
 
  private:
   std::string path_;
