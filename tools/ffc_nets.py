@@ -15,12 +15,11 @@ input_mean) / input_std from the file's attributes (docs/models.md); files witho
 attributes use ffc's normalisation, mean 127.5, std 128. Output: [B, D] float32, the `features`
 BatchNorm1d output, not L2-normalised.
 
-As a module (needs torch; h5py and numpy for from_h5):
+As a module (needs torch; a network from a file: tools/ffc_load.py, which reads it with
+tools/ffc_h5.py, so that neither of the two imports the other):
 
     import ffc_nets
     net = ffc_nets.build("r50", embedding_size=512, image_size=112)   # fresh, training mode
-    net, attrs = ffc_nets.from_h5("r50.h5")          # ffc backbone file, eval mode, strict load
-    net, attrs = ffc_nets.from_h5("step_000001000.h5", net="gallery")  # a checkpoint's net
     mean, std = ffc_nets.input_norm(attrs)[1:]        # what to apply to the pixels
     embeddings = net(images)                          # [B, D], not L2-normalised
 
@@ -30,7 +29,6 @@ From the command line, `ffc_nets.py` lists the networks; `ffc_nets.py NAME [--em
 
 import argparse
 import collections
-import os
 import sys
 
 import torch
@@ -318,41 +316,6 @@ def build(network, embedding_size=512, image_size=None, dropout=0.0):
         raise ValueError(f"network {network} has no dropout")
     scale, blocks = shape
     return MobileFaceNet(embedding_size, scale, blocks)
-
-
-def _load_ffc_h5():
-    """tools/ffc_h5.py, beside this file."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    import ffc_h5
-
-    return ffc_h5
-
-
-def from_h5(path, net="probe"):
-    """(module in eval mode with the file's weights, loaded strictly; the file's root
-    attributes) of an ffc backbone file, or of a checkpoint's `net` ("probe" or "gallery").
-    Raises ValueError (not an ffc file, unknown network, tensors that do not fit) or OSError."""
-    ffc_h5 = _load_ffc_h5()
-    arrays, attrs = ffc_h5.load_arrays(path, net)
-    state_dict = collections.OrderedDict((k, torch.from_numpy(v)) for k, v in arrays.items())
-    for key in ("network", "embedding_size", "image_size"):
-        if key not in attrs:
-            raise ValueError(f"{path}: root attribute {key!r} is missing")
-    network = str(attrs["network"])
-    try:
-        module = build(network, int(attrs["embedding_size"]), int(attrs["image_size"]))
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    try:
-        module.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: the tensors do not fit network {network} "
-                         f"(embedding_size {attrs['embedding_size']}, image_size "
-                         f"{attrs['image_size']}): {e}") from None
-    module.eval()
-    return module, attrs
 
 
 def main(argv=None):

@@ -58,9 +58,10 @@ def export(path, out, net="probe", opset=13, dynamic_batch=False, batch=1):
 
     if HERE not in sys.path:
         sys.path.insert(0, HERE)
+    import ffc_load
     import ffc_nets
 
-    module, attrs = ffc_nets.from_h5(path, net)
+    module, attrs = ffc_load.from_h5(path, net)
     norm, mean, std = ffc_nets.input_norm(attrs)
     s, d = int(attrs["image_size"]), int(attrs["embedding_size"])
     directory = os.path.dirname(os.path.abspath(out))

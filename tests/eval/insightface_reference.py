@@ -37,6 +37,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import ffc_load  # noqa: E402
 import ffc_nets  # noqa: E402
 
 
@@ -135,7 +136,7 @@ def main(argv=None):
     if args.batch < 1 or args.folds < 2:
         parser.error("--batch must be at least 1 and --folds at least 2")
     try:
-        net, attrs = ffc_nets.from_h5(args.network, args.net)
+        net, attrs = ffc_load.from_h5(args.network, args.net)
         if args.input_norm:
             mean, std = ffc_nets.INPUT_NORMS[args.input_norm]
         else:
