@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -113,7 +114,7 @@ TEST(CheckpointFolder, CommitLatestAndKeep) {
   EXPECT_EQ(resume_candidates(tmp.path()).size(), 2u);
   // An incomplete file (no "complete" attribute) is refused.
   {
-    ParallelFile f = ParallelFile::create(tmp.file("step_000000060.h5"), MPI_COMM_NULL);
+    h5::ParallelFile f = h5::ParallelFile::create(tmp.file("step_000000060.h5"), MPI_COMM_NULL);
     f.write_attribute("format", std::string(kFormatName));
     f.write_attribute("format_version", kFormatVersion);
     f.close();
@@ -123,6 +124,78 @@ TEST(CheckpointFolder, CommitLatestAndKeep) {
     FAIL();
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("incomplete"), std::string::npos) << e.what();
+  }
+}
+
+// What a save reserves (CountOnly's needed_bytes) is what the file takes, within 3% above: for a
+// state of many small tensors, where HDF5's metadata is most of the file (a tiny net's backbone,
+// as a small FFC run saves it), and for one of a few large ones, where the chunks' rounding is
+// (an FC head whose rows do not fill their last chunk).
+void write_state(CheckpointWriter& w, int64_t small, int64_t rows, int64_t dim) {
+  const int p = world().size();
+  const int r = world().rank();
+  for (const char* key : {"step", "epoch", "seed", "num_classes", "pool_size", "world_size"}) {
+    w.attribute(key, int64_t{3});  // a checkpoint's root attributes
+  }
+  w.attribute("network", std::string("tiny"));
+  for (int64_t i = 0; i < small; ++i) {
+    // BatchNorm vectors and conv weights of 1 to 300 elements, under names as long as IResNet's,
+    // with their momentum and, for every fourth, a scalar (num_batches_tracked).
+    const int64_t n = 1 + (i * 37) % 300;
+    const at::Tensor t =
+        i % 5 == 0 ? at::ones({n, 1, 1, 1}, at::kFloat) : at::ones({n}, at::kFloat);
+    const std::string name = "layer" + std::to_string(i % 4) + "." + std::to_string(i) +
+                             (i % 5 == 0 ? ".downsample.0.weight" : ".bn2.running_mean");
+    w.replicated("probe/" + name, t);
+    w.replicated("optimizer/momentum/" + name, t);
+    if (i % 4 == 0) {
+      w.replicated("probe/" + name + ".num_batches_tracked", at::tensor(5, at::kLong).squeeze());
+    }
+  }
+  w.replicated("probe/bn.num_batches_tracked", at::tensor(5, at::kLong).squeeze());
+  if (rows > 0) {
+    const int64_t first = rows / p * r + std::min<int64_t>(r, rows % p);
+    const int64_t count = rows / p + (r < rows % p ? 1 : 0);
+    const at::Tensor local = at::ones({count, dim}, at::kFloat);
+    w.rows("head/weight", local, rows, first);
+    w.rows("head/momentum", local, rows, first);
+  }
+  w.bytes("config", std::string(3000, 'x'));
+  w.bytes("metrics/last", std::string(400, 'y'));
+}
+
+TEST(Checkpoint, ReservesWhatTheFileTakes) {
+  test::TempDir tmp;
+  const std::string dir = shared_dir(tmp);
+  struct Case {
+    const char* name;
+    int64_t small, rows, dim;
+  };
+  for (const Case c : {Case{"many small tensors", 150, 0, 0}, Case{"an FC head", 20, 20000, 128},
+                       Case{"a head of one chunk", 20, 3000, 64}}) {
+    CheckpointWriter count{CheckpointWriter::CountOnly{}};
+    write_state(count, c.small, c.rows, c.dim);
+    const std::string path = dir + "/reserve.h5";
+    {
+      CheckpointWriter w(path, world());
+      w.reserve(count.needed_bytes());
+      write_state(w, c.small, c.rows, c.dim);
+      w.close();
+    }
+    world().barrier();
+    if (world().rank() == 0) {
+      struct stat st {};
+      ASSERT_EQ(::stat(path.c_str(), &st), 0);
+      const double size = static_cast<double>(st.st_size);
+      const double need = static_cast<double>(count.needed_bytes());
+      EXPECT_GE(need, size) << c.name << ": reserves " << need << " B for a file of " << size;
+      EXPECT_LE(need, size * 1.03) << c.name << ": reserves " << need << " B for a file of " << size
+                                   << " (" << count.counted_datasets() << " datasets)";
+      // What was set aside beyond the end is given back: the disk holds about the file.
+      EXPECT_LE(static_cast<double>(st.st_blocks) * 512, size + 65536) << c.name;
+      std::remove(path.c_str());
+    }
+    world().barrier();
   }
 }
 

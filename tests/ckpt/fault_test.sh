@@ -10,7 +10,10 @@
 #      soon as the partial checkpoint file appears): no hang; exit status 1 with a message naming
 #      the save, no partial file, `latest` and its checkpoint intact, and the resume continues
 #      once the filler is gone;
-#   4. a high logit scale (1024) stays finite.
+#   4. a high logit scale (1024) stays finite;
+#   5. a disk just above one checkpoint (FFC and FC, 2 ranks): the first save fits, since the save
+#      reserves within 3% of what the file takes, and the second is refused before it starts with
+#      the real figures (what it needs, within 3% of the first file's size, and what is free).
 # usage: fault_test.sh MPIEXEC FFC
 MPIEXEC=$1 FFC=$2
 source "$(dirname "$0")/common.sh"
@@ -121,6 +124,39 @@ for np in 2 4; do
   grep -q "resume: .*$latest at step" "$tmp/last.log" &&
     echo "disk filled at $np ranks: resumed from $latest once there was room, and finished" ||
     fail "disk filled at $np ranks: did not resume from $latest"
+  rm -rf "$run"
+done
+
+# 5. A disk just above one checkpoint.
+for method in ffc fc; do
+  mount -o remount,size=64m "$mnt"
+  run=$mnt/exact-$method
+  rm -rf "$run"
+  # The file's size and everything else the run writes, on a roomy disk first.
+  train 2 "$run" --set method=$method --set num_classes=16000 --set max_steps=2 \
+    --set save_every=2 --set save_keep=0
+  [ "$rc" -eq 0 ] || { show_log; fail "exact disk ($method): the measuring run exited with $rc"; }
+  size=$(stat -c %s "$run/checkpoints/step_000000002.h5")
+  used=$(du -sB1 "$run" | cut -f1)
+  rm -rf "$run"
+  room=$((used + size * 3 / 100 + 262144))
+  mount -o remount,size=$(((room + 4095) / 4096 * 4096)) "$mnt"
+  train 2 "$run" --set method=$method --set num_classes=16000 --set max_steps=4 \
+    --set save_every=2 --set save_keep=0
+  [ -f "$run/checkpoints/step_000000002.h5" ] ||
+    { show_log 4; fail "exact disk ($method): the first save did not fit a disk 3% above it"; }
+  [ "$rc" -eq 1 ] || fail "exact disk ($method): exit status $rc, not 1 (the second save fits?)"
+  line=$(grep -oE "no room for the checkpoint: [0-9.]+ MiB needed [^;]*" "$tmp/last.log" | head -n 1)
+  need=$(echo "$line" | sed -E 's/.*: ([0-9.]+) MiB needed.*/\1/')
+  free=$(echo "$line" | sed -E 's/.*, ([0-9.]+) MiB free.*/\1/')
+  echo "exact disk ($method): file $size B; second save refused: $line"
+  /usr/bin/python3 - "$size" "$need" "$free" <<'PY' || fail "exact disk ($method): the figures are not the real ones ($line)"
+import sys
+size, need, free = int(sys.argv[1]) / 2**20, float(sys.argv[2]), float(sys.argv[3])
+assert size <= need <= size * 1.03, (size, need)  # what the file takes, within 3% above
+assert free < need, (free, need)
+PY
+  ls -a "$run/checkpoints" | grep -q partial && fail "exact disk ($method): a partial file is left"
   rm -rf "$run"
 done
 umount "$mnt"
