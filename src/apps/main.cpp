@@ -174,8 +174,9 @@ void add_bench_commands(CLI::App& app, Action& action) {
       "FFC's loader ablation; Markdown, JSON and CSV (curves: tools/ffc_plot.py accuracy)");
   add_bench_common(sub, accuracy->common);
   sub->add_option("--runs", accuracy->runs,
-                  "METHOD[@POOL%][:LOADER] each: fc, pfc, vfc, ffc; FFC's pool as a share of N "
-                  "(default 1% of N); a loader (instance or identity) alone is the ablation")
+                  "METHOD[@POOL%|@POOLx][:LOADER] each: fc, pfc, vfc, ffc; FFC's pool as a share "
+                  "of N or a multiple of the global gallery batch (default 1% of N); a loader "
+                  "(instance or identity) alone is the ablation")
       ->delimiter(',');
   sub->add_option("--classes", accuracy->classes, "Identities N")->capture_default_str();
   sub->add_option("--difficulty", accuracy->difficulty,
@@ -199,6 +200,30 @@ void add_bench_commands(CLI::App& app, Action& action) {
   sub->add_option("--val-pairs", accuracy->val_pairs, "Held-out verification pairs")
       ->capture_default_str();
   sub->add_option("--val-identities", accuracy->val_identities, "Identities per long-tail bucket")
+      ->capture_default_str();
+  sub->add_option("--rec", accuracy->rec,
+                  "synthetic (procedural identities) or a packed dataset folder (ffc pack; e.g. "
+                  "the glyph set, with --set flip=false)")
+      ->capture_default_str();
+  sub->add_option("--val-targets", accuracy->val_targets,
+                  "--rec DATASET: the set files to evaluate on (held-out pairs, long-tail "
+                  "buckets)")
+      ->delimiter(',');
+  sub->add_option("--budget", accuracy->budget_s,
+                  "Equal cost: seconds of training of every run, its schedule fitted to the steps "
+                  "it makes in them (0: --epochs for every run)")
+      ->capture_default_str();
+  sub->add_option("--evals", accuracy->evals, "--budget: evaluations along each run")
+      ->capture_default_str();
+  sub->add_option("--probe-steps", accuracy->probe_steps,
+                  "--budget: steps of the probe run that measures each configuration's speed")
+      ->capture_default_str();
+  sub->add_option("--lrs", accuracy->lrs,
+                  "--budget: learning rates to sweep per configuration (the best final held-out "
+                  "accuracy wins; first seed)")
+      ->delimiter(',');
+  sub->add_option("--sweep-budget", accuracy->sweep_budget_s,
+                  "--budget: seconds of each sweep run (0: --budget)")
       ->capture_default_str();
   sub->callback(
       [&action, accuracy] { action = [accuracy] { return run_bench_accuracy(*accuracy); }; });

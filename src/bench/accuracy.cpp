@@ -1,6 +1,7 @@
 #include "bench/accuracy.h"
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <ostream>
 #include <sstream>
@@ -39,6 +40,38 @@ double parse_percent(const std::string& spec, std::string pct) {
                       "e.g. ffc@10%");
   }
   return v;
+}
+
+double parse_multiple(const std::string& spec, const std::string& text) {
+  double v = -1;
+  try {
+    size_t used = 0;
+    v = std::stod(text, &used);
+    if (used != text.size()) {
+      v = -1;
+    }
+  } catch (const std::exception&) {
+    v = -1;
+  }
+  if (!(v >= 1 && v <= 1e6)) {
+    throw ConfigError("--runs " + spec +
+                      ": the pool after '@' ending in x is a multiple of the global gallery batch "
+                      "(at least 1), e.g. ffc@50x");
+  }
+  return v;
+}
+
+// The identities of a packed dataset: the first figure of its `property` file (insightface's
+// "classes,height,width").
+int64_t dataset_classes(const std::string& rec) {
+  std::ifstream in(rec + "/property");
+  long long classes = 0;
+  if (!(in >> classes) || classes < 1) {
+    throw ConfigError(rec + "/property: cannot read the number of identities (is " + rec +
+                      " a packed dataset? ffc pack writes one); a pool given as a share of N "
+                      "needs it");
+  }
+  return classes;
 }
 
 using ByConfig = std::map<std::string, std::vector<const Run*>>;
@@ -179,7 +212,38 @@ std::vector<std::string> bucket_names(const std::vector<Run>& runs) {
   return buckets;
 }
 
-// Each configuration (ablations aside) against fc: the gap at the end and after epoch 1.
+double first_accuracy(const Run& r) {
+  return r.evals.front().accuracy();
+}
+double rare_top1_last(const Run& r) {
+  return r.last().bucket("1", "top1");
+}
+double rare_top1_first(const Run& r) {
+  return r.evals.front().bucket("1", "top1");
+}
+double rare_accuracy_last(const Run& r) {
+  return r.last().bucket("1", "accuracy");
+}
+double rare_accuracy_first(const Run& r) {
+  return r.evals.front().bucket("1", "accuracy");
+}
+
+// Whether every seed's difference lies on the side of their mean (and none is 0).
+const char* sides(const Paired& p) {
+  int above = 0;
+  int below = 0;
+  for (const auto& [seed, d] : p.by_seed) {
+    above += d > 0 ? 1 : 0;
+    below += d < 0 ? 1 : 0;
+  }
+  const int n = static_cast<int>(p.by_seed.size());
+  return n > 1 && (above == n || below == n) ? "every seed on the same side"
+         : n > 1                             ? "the seeds disagree in sign"
+                                             : "one seed";
+}
+
+// Each configuration (ablations aside) against fc, seed by seed (the seeds both finished): the
+// difference at the end and at the first evaluation.
 void md_against_fc(std::ostream& md, const std::vector<RunKind>& kinds, const ByConfig& by_kind) {
   const auto fc = by_kind.find("fc");
   for (const RunKind& kind : kinds) {
@@ -190,44 +254,111 @@ void md_against_fc(std::ostream& md, const std::vector<RunKind>& kinds, const By
     if (it == by_kind.end()) {
       continue;
     }
-    const Stat a = over(it->second, final_accuracy);
-    const Stat f = over(fc->second, final_accuracy);
-    const double gap = a.mean - f.mean;
-    const double spread = std::max(a.range(), f.range());
-    md << "- " << kind.label << " against fc: " << points(gap) << " points at the end (spread "
-       << fmt_num(100 * spread, 2)
-       << " points): " << (std::abs(gap) <= 0.01 ? "within 1 point" : "not within 1 point") << ", "
-       << (std::abs(gap) > spread ? "larger than the seeds' spread" : "within the seeds' spread")
-       << "; after epoch 1: "
-       << points(over(it->second, at_epoch(1)).mean - over(fc->second, at_epoch(1)).mean) << ".\n";
+    const Paired end = paired(it->second, fc->second, final_accuracy);
+    const Paired first = paired(it->second, fc->second, first_accuracy);
+    md << "- " << kind.label << " against fc, seed by seed: " << paired_text(end)
+       << " points at the end: "
+       << (std::abs(end.diff.mean) <= 0.01 ? "within 1 point" : "not within 1 point")
+       << "; the seeds' differences span " << fmt_num(100 * end.diff.range(), 2) << " points ("
+       << sides(end) << "); at the first evaluation: " << paired_text(first) << ".\n";
   }
 }
 
-// The dual loader against one loader alone, on the identities with one training image.
+// The dual loader against one loader alone, on the identities with one training image, over the
+// seeds both ran (the ablation's).
 void md_ablations(std::ostream& md, const std::vector<RunKind>& kinds, const ByConfig& by_kind) {
   for (const RunKind& kind : kinds) {
     if (!kind.ablation()) {
       continue;
     }
-    const std::string both_label =
-        kind.pool_percent > 0 ? kind.label.substr(0, kind.label.find(':')) : kind.method;
+    const std::string both_label = kind.pool_percent > 0 || kind.pool_multiple > 0
+                                       ? kind.label.substr(0, kind.label.find(':'))
+                                       : kind.method;
     const auto both = by_kind.find(both_label);
     const auto alone = by_kind.find(kind.label);
     if (both == by_kind.end() || alone == by_kind.end()) {
       continue;
     }
-    auto diff = [&](const std::string& key, bool first) {
-      auto rare = [key, first](const Run& r) {
-        return (first ? r.evals.front() : r.last()).bucket("1", key);
-      };
-      return points(over(both->second, rare).mean - over(alone->second, rare).mean);
-    };
     md << "- " << both_label << " (both loaders) against " << kind.label
-       << ", identities with one training image: top-1 " << diff("top1", false)
-       << " points at the end, " << diff("top1", true) << " after epoch 1; verification "
-       << diff("accuracy", false) << " at the end, " << diff("accuracy", true)
-       << " after epoch 1.\n";
+       << ", identities with one training image, seed by seed: top-1 "
+       << paired_text(paired(both->second, alone->second, rare_top1_last)) << " points at the end, "
+       << paired_text(paired(both->second, alone->second, rare_top1_first))
+       << " at the first evaluation; verification "
+       << paired_text(paired(both->second, alone->second, rare_accuracy_last)) << " at the end, "
+       << paired_text(paired(both->second, alone->second, rare_accuracy_first))
+       << " at the first evaluation.\n";
   }
+}
+
+// The setup of an equal-cost report: the budget, how schedules were fitted, the data.
+void md_budget_setup(std::ostream& md, const AccuracyOptions& o, const std::string& machine,
+                     const std::string& version, const std::string& git) {
+  const Common& c = o.common;
+  md << "Machine: " << machine << ". ffc " << version << " (git " << git << ").\n\n"
+     << (o.rec == "synthetic" ? std::to_string(o.classes) + " procedural identities (difficulty " +
+                                    fmt_num(o.difficulty, 2) + ")"
+                              : "the identities of " + o.rec)
+     << ", network " << c.network << " at " << c.image_size << "x" << c.image_size
+     << ", D = " << c.embedding << ", batch " << c.batch << " per rank x " << o.ranks
+     << " ranks. Equal cost: every run trains for " << fmt_num(o.budget_s, 0)
+     << " s; its schedule (SGD, momentum 0.9, weight decay 5e-4, linear warm-up over "
+     << o.warmup_epochs << "/" << o.epochs
+     << " of it, then poly decay to 0) is fitted to the steps it makes in that time, measured "
+        "first by a probe run of "
+     << o.probe_steps << " steps, so that every run ends its schedule. Evaluated " << o.evals
+     << " times along it (minutes of training: evaluations left out)";
+  if (!o.lrs.empty()) {
+    md << "; learning rate: the best of";
+    for (double lr : o.lrs) {
+      md << " " << fmt_num(lr, 3);
+    }
+    md << " for each configuration, by final held-out accuracy at "
+       << fmt_num(o.sweep_budget_s > 0 ? o.sweep_budget_s : o.budget_s, 0) << " s and seed "
+       << (o.seeds.empty() ? 0 : o.seeds.front());
+  } else {
+    md << "; learning rate " << fmt_num(o.lr, 3) << " for every run";
+  }
+  md << ". Main runs: seeds";
+  for (int64_t s : o.seeds) {
+    md << " " << s;
+  }
+  md << ", mean (range); every comparison is seed by seed.";
+  for (const std::string& set : c.sets) {
+    if (set.rfind("loss_type=", 0) == 0 || set.rfind("scale=", 0) == 0 ||
+        set.rfind("margin", 0) == 0) {
+      md << " " << set << " for every run.";
+    }
+  }
+  md << "\n\n";
+}
+
+// The fitted schedules, and held-out accuracy against training time.
+void md_budget_tables(std::ostream& md, const AccuracyOptions& o, const std::vector<RunKind>& kinds,
+                      const ByConfig& by_kind) {
+  md << "\nSchedules fitted to the budget (per configuration; the probe's speed):\n\n"
+        "| run | lr | steps | probe steps/s | head share of a step | minutes of training (mean) "
+        "|\n|---|---|---|---|---|---|\n";
+  for (const RunKind& kind : kinds) {
+    const auto it = by_kind.find(kind.label);
+    if (it == by_kind.end()) {
+      continue;
+    }
+    const Run& r = *it->second.front();
+    md << "| " << kind.label << " | " << fmt_num(r.lr, 3) << " | " << r.schedule_steps << " | "
+       << fmt_num(r.probe_rate, 2) << " | " << fmt_num(r.head_share, 2) << " | "
+       << over(it->second, [](const Run& x) { return x.last().train_s / 60; }).text(1) << " |\n";
+  }
+  md << "\nHeld-out accuracy against training time (mean over seeds, at each evaluation: "
+        "accuracy @ minutes):\n\n";
+  std::vector<std::string> columns;
+  for (int64_t k = 1; k <= o.evals; ++k) {
+    columns.push_back(std::to_string(k) + "/" + std::to_string(o.evals));
+  }
+  md_table(md, columns, kinds, by_kind, [&](const std::vector<const Run*>& rs, size_t i) {
+    auto acc = [i](const Run& r) { return i < r.evals.size() ? r.evals[i].accuracy() : NAN; };
+    auto min = [i](const Run& r) { return i < r.evals.size() ? r.evals[i].train_s / 60 : NAN; };
+    return fmt_num(over(rs, acc).mean, 4) + " @ " + fmt_num(over(rs, min).mean, 1);
+  });
 }
 
 }  // namespace
@@ -243,13 +374,15 @@ RunKind parse_run(const std::string& spec) {
   }
   const size_t at = rest.find('@');
   k.method = rest.substr(0, at);
-  if (at != std::string::npos) {
+  if (at != std::string::npos && !rest.empty() && rest.back() == 'x') {
+    k.pool_multiple = parse_multiple(spec, rest.substr(at + 1, rest.size() - at - 2));
+  } else if (at != std::string::npos) {
     k.pool_percent = parse_percent(spec, rest.substr(at + 1));
   }
   const MethodInfo* method = find_method(k.method);
   if (method == nullptr || !method->has_head) {
     throw ConfigError("--runs " + spec + ": unknown method '" + k.method + "' (" +
-                      method_list(false) + "[@P%][:instance|identity])");
+                      method_list(false) + "[@P%|@Kx][:instance|identity])");
   }
   if ((k.method != "ffc") && (at != std::string::npos || colon != std::string::npos)) {
     throw ConfigError("--runs " + spec + ": a pool share and a loader exist for ffc only");
@@ -261,12 +394,33 @@ RunKind parse_run(const std::string& spec) {
   return k;
 }
 
+int64_t global_gallery_rows(int64_t batch_per_rank, int ranks) {
+  return (batch_per_rank + batch_per_rank / 2) * ranks;
+}
+
+int64_t pool_size(const RunKind& k, int64_t classes, int64_t batch_per_rank, int ranks) {
+  if (k.pool_multiple > 0) {
+    return static_cast<int64_t>(std::llround(
+        k.pool_multiple * static_cast<double>(global_gallery_rows(batch_per_rank, ranks))));
+  }
+  if (k.pool_percent > 0) {
+    return static_cast<int64_t>(
+        std::llround(k.pool_percent / 100.0 * static_cast<double>(classes)));
+  }
+  return 0;
+}
+
 std::string run_folder(const RunKind& k) {
   std::string id = k.method;
   if (k.pool_percent > 0) {
     std::ostringstream o;
     o << k.pool_percent;
     id += "-" + o.str() + "pct";
+  }
+  if (k.pool_multiple > 0) {
+    std::ostringstream o;
+    o << k.pool_multiple;
+    id += "-" + o.str() + "x";
   }
   if (k.loader != "both") {
     id += "-" + k.loader;
@@ -286,8 +440,20 @@ std::vector<std::string> run_sets(const AccuracyOptions& o, const RunKind& kind,
   std::vector<std::string> sets = common_sets(o.common, seed);
   sets.push_back("method=" + kind.method);
   sets.push_back("loader_mode=" + kind.loader);
-  sets.push_back("num_classes=" + std::to_string(o.classes));
-  sets.push_back("synthetic_difficulty=" + fmt_num(o.difficulty, 3));
+  if (o.rec == "synthetic") {
+    sets.push_back("num_classes=" + std::to_string(o.classes));
+    sets.push_back("synthetic_difficulty=" + fmt_num(o.difficulty, 3));
+  } else {
+    // A packed dataset: its identities (num_classes 0), its held-out set files, no flips where
+    // its dataset.json forbids them (the glyph set's: --set flip=false).
+    sets.push_back("rec=" + o.rec);
+    sets.push_back("num_classes=0");
+    std::string targets;
+    for (const std::string& t : o.val_targets) {
+      targets += (targets.empty() ? "" : ",") + t;
+    }
+    sets.push_back("val_targets=[" + targets + "]");
+  }
   // One schedule for every run, in steps: an epoch is one pass over the images at the batch.
   sets.push_back("epoch_basis=images");
   sets.push_back("num_epoch=" + std::to_string(o.epochs));
@@ -299,15 +465,122 @@ std::vector<std::string> run_sets(const AccuracyOptions& o, const RunKind& kind,
   sets.push_back("max_steps=0");
   sets.push_back("val_pairs=" + std::to_string(o.val_pairs));
   sets.push_back("val_identities=" + std::to_string(o.val_identities));
-  if (kind.pool_percent > 0) {
-    sets.push_back("pool_size=" + std::to_string(static_cast<int64_t>(
-                                      std::llround(kind.pool_percent / 100.0 * o.classes))));
+  if (kind.pool_percent > 0 || kind.pool_multiple > 0) {
+    const int64_t classes = o.rec == "synthetic" ? o.classes : dataset_classes(o.rec);
+    sets.push_back("pool_size=" +
+                   std::to_string(pool_size(kind, classes, o.common.batch, o.ranks)));
   }
   // Evaluated at the end of every epoch, and only then.
   sets.push_back("eval_every_epoch=true");
   sets.push_back("verbose=1000000000");
   sets.push_back("frequent=50");
   return sets;
+}
+
+double steps_per_second(const std::vector<Json>& records) {
+  std::vector<metrics::Progress> windows;
+  for (const auto& rec : records) {
+    if (metrics::is_progress(rec)) {
+      windows.push_back(metrics::progress_from_json(rec));
+    }
+  }
+  if (windows.size() < 3) {
+    return std::nan("");
+  }
+  // From the end of the first window (warm-up, first touch of memory) to the last.
+  const metrics::Progress& a = windows.front();
+  const metrics::Progress& b = windows.back();
+  const double seconds = b.elapsed_s - a.elapsed_s;
+  return seconds > 0 ? static_cast<double>(b.step - a.step) / seconds : std::nan("");
+}
+
+double head_share(const std::vector<Json>& records) {
+  std::vector<double> shares;
+  int windows = 0;
+  for (const auto& rec : records) {
+    if (metrics::is_progress(rec) && windows++ > 0) {
+      const metrics::Progress p = metrics::progress_from_json(rec);
+      if (p.step_ms() > 0) {
+        shares.push_back(p.phase("head") / p.step_ms());
+      }
+    }
+  }
+  return median(shares);
+}
+
+int64_t fit_steps(double budget_s, double rate, int64_t min_steps) {
+  if (!(rate > 0) || !(budget_s > 0)) {
+    return min_steps;
+  }
+  return std::max<int64_t>(min_steps, static_cast<int64_t>(std::floor(budget_s * rate)));
+}
+
+std::vector<std::string> probe_sets(const AccuracyOptions& o, const RunKind& kind, int64_t seed,
+                                    double lr) {
+  std::vector<std::string> sets = run_sets(o, kind, seed);
+  sets.push_back("lr=" + fmt_num(lr, 6));
+  sets.push_back("max_steps=" + std::to_string(o.probe_steps));
+  sets.push_back("frequent=" + std::to_string(std::max<int64_t>(1, o.probe_steps / 6)));
+  sets.push_back("eval_every_epoch=false");
+  sets.push_back("val_pairs=0");
+  sets.push_back("val_identities=0");
+  sets.push_back("val_targets=[]");
+  return sets;
+}
+
+std::vector<std::string> budget_sets(const AccuracyOptions& o, const RunKind& kind, int64_t seed,
+                                     double lr, int64_t steps) {
+  std::vector<std::string> sets = run_sets(o, kind, seed);
+  const int64_t every = std::max<int64_t>(1, (steps + o.evals - 1) / std::max<int64_t>(o.evals, 1));
+  sets.push_back("lr=" + fmt_num(lr, 6));
+  sets.push_back("schedule_steps=" + std::to_string(steps));
+  sets.push_back("eval_every_epoch=false");
+  sets.push_back("verbose=" + std::to_string(every));
+  sets.push_back("frequent=" + std::to_string(std::min<int64_t>(50, every)));
+  return sets;
+}
+
+Paired paired(const std::vector<const Run*>& a, const std::vector<const Run*>& b,
+              double (*f)(const Run&)) {
+  Paired p;
+  for (const Run* ra : a) {
+    for (const Run* rb : b) {
+      if (ra->seed == rb->seed) {
+        const double d = f(*ra) - f(*rb);
+        p.by_seed.emplace_back(ra->seed, d);
+        p.diff.add(d);
+      }
+    }
+  }
+  return p;
+}
+
+std::string paired_text(const Paired& p) {
+  if (p.by_seed.empty()) {
+    return "- (no seed in common)";
+  }
+  std::string s = points(p.diff.mean) + " (seed";
+  for (size_t i = 0; i < p.by_seed.size(); ++i) {
+    s += (i == 0 ? " " : ", ") + std::to_string(p.by_seed[i].first) + ": " +
+         points(p.by_seed[i].second);
+  }
+  return s + ")";
+}
+
+double best_lr(const std::vector<const Run*>& sweep) {
+  double best = std::nan("");
+  double best_acc = -1;
+  for (const Run* r : sweep) {
+    if (!r->ok()) {
+      continue;
+    }
+    const double acc = r->last().accuracy();
+    if (acc > best_acc || (acc == best_acc && r->lr < best)) {
+      best_acc = acc;
+      best = r->lr;
+    }
+  }
+  return best;
 }
 
 double Eval::accuracy() const {
@@ -336,7 +609,13 @@ void collect(Run& run, const std::vector<Json>& records, double threshold) {
       e.step = static_cast<int64_t>(num(rec, "step"));
       e.epoch = num(rec, "epoch");
       e.train_s = num(rec, "train_s");
-      (json_string(rec, "target") == "longtail" ? e.longtail : e.heldout) = rec;
+      // The long-tail breakdown (procedural, or a long-tail set file) has buckets; the held-out
+      // pairs are the procedural ones where there are, else the first verification set file.
+      if (rec.contains("buckets")) {
+        e.longtail = rec;
+      } else if (json_string(rec, "target") == "heldout" || !e.heldout.is_object()) {
+        e.heldout = rec;
+      }
       continue;
     }
     if (metrics::is_progress(rec)) {
@@ -406,6 +685,10 @@ Json run_json(const Run& run) {
   j["probe_images_per_s"] = run.probe_images_per_s;
   j["peak_rss_mib"] = run.peak_rss_mib;
   j["final_lr"] = run.final_lr;
+  j["lr"] = run.lr;
+  j["schedule_steps"] = run.schedule_steps;
+  j["probe_steps_per_s"] = run.probe_rate;
+  j["probe_head_share"] = run.head_share;
   j["converged"] = run.converged;
   j["last_move"] = run.moved;
   j["epoch_99"] = run.epoch_99;
@@ -444,6 +727,14 @@ Json setup_json(const AccuracyOptions& o, const std::string& machine, const std:
   setup["converged_threshold"] = o.converged;
   setup["val_pairs"] = o.val_pairs;
   setup["val_identities"] = o.val_identities;
+  setup["rec"] = o.rec;
+  setup["val_targets"] = o.val_targets;
+  setup["budget_s"] = o.budget_s;
+  setup["evals"] = o.evals;
+  setup["probe_steps"] = o.probe_steps;
+  setup["lrs"] = o.lrs;
+  setup["sweep_budget_s"] = o.sweep_budget_s;
+  setup["sets"] = c.sets;
   setup["machine"] = machine;
   setup["version"] = version;
   setup["git"] = git;
@@ -456,7 +747,11 @@ std::string markdown_report(const AccuracyOptions& o, const std::vector<RunKind>
   const ByConfig by_kind = by_config(runs);
   const std::vector<std::string> buckets = bucket_names(runs);
   std::ostringstream md;
-  md_setup(md, o, machine, version, git);
+  if (o.budget_s > 0) {
+    md_budget_setup(md, o, machine, version, git);
+  } else {
+    md_setup(md, o, machine, version, git);
+  }
   md_main_table(md, kinds, by_kind);
   md << "\nLong-tail buckets at the end (identities by training-image count; verification "
         "accuracy / identification top-1, mean over seeds):\n\n";
@@ -466,17 +761,22 @@ std::string markdown_report(const AccuracyOptions& o, const std::vector<RunKind>
            " / " +
            fmt_num(over(rs, [&](const Run& r) { return r.last().bucket(b, "top1"); }).mean, 3);
   });
-  md << "\nHeld-out accuracy after each epoch (mean over seeds):\n\n";
-  std::vector<std::string> epochs;
-  for (int64_t e = 1; e <= o.epochs; ++e) {
-    epochs.push_back(std::to_string(e));
+  if (o.budget_s > 0) {
+    md_budget_tables(md, o, kinds, by_kind);
+  } else {
+    md << "\nHeld-out accuracy after each epoch (mean over seeds):\n\n";
+    std::vector<std::string> epochs;
+    for (int64_t e = 1; e <= o.epochs; ++e) {
+      epochs.push_back(std::to_string(e));
+    }
+    md_table(md, epochs, kinds, by_kind, [&](const std::vector<const Run*>& rs, size_t i) {
+      return fmt_num(over(rs, at_epoch(static_cast<int64_t>(i) + 1)).mean, 4);
+    });
   }
-  md_table(md, epochs, kinds, by_kind, [&](const std::vector<const Run*>& rs, size_t i) {
-    return fmt_num(over(rs, at_epoch(static_cast<int64_t>(i) + 1)).mean, 4);
-  });
-  // The figures the questions need, computed: FFC against FC, and the dual loader's rarest bucket.
-  md << "\nFigures for the questions (points of held-out accuracy; spread: the larger of the two "
-        "configurations' seed ranges):\n\n";
+  // The figures the questions need, computed: each configuration against FC and the dual
+  // loader's rarest bucket, seed by seed.
+  md << "\nFigures for the questions (points of held-out accuracy, differences over the seeds "
+        "both sides ran):\n\n";
   md_against_fc(md, kinds, by_kind);
   md_ablations(md, kinds, by_kind);
   return md.str();

@@ -51,6 +51,21 @@ struct AccuracyOptions {
   double converged = 0.005;  // held-out accuracy moved less over the last two evaluations
   int64_t val_pairs = 6000;
   int64_t val_identities = 300;
+  // The data: "synthetic" (procedural identities, classes and difficulty above, held-out pairs
+  // and long-tail buckets drawn from them) or a packed dataset (ffc pack; its identities, with
+  // val_targets: set files of held-out pairs and long-tail buckets, e.g. the glyph set's).
+  std::string rec = "synthetic";
+  std::vector<std::string> val_targets;
+  // Equal cost (budget_s > 0): every run gets budget_s seconds of training; its schedule is
+  // fitted to the steps it makes in them, measured by a probe run of probe_steps steps first,
+  // and it is evaluated `evals` times along it. 0: every run trains `epochs` epochs.
+  double budget_s = 0;
+  int64_t evals = 8;
+  int64_t probe_steps = 30;
+  // A learning-rate sweep per configuration before the main runs (at sweep_budget_s seconds, or
+  // the main schedule without a budget; the first seed): the best final held-out accuracy wins.
+  std::vector<double> lrs;
+  double sweep_budget_s = 0;
 };
 
 }  // namespace ffc::bench

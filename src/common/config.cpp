@@ -457,6 +457,10 @@ const std::vector<KeySpec>& key_table() {
       bool_key("nesterov", &Config::nesterov, "Nesterov momentum (the FFC authors: true)."),
       real_key("clip_grad_norm", &Config::clip_grad_norm, 0.0, 1e6, false, false,
                "Clip the backbone's gradient norm to this value; 0: no clipping (insightface: 5)."),
+      int_key("schedule_steps", &Config::schedule_steps, 0, kMaxInt,
+              "The schedule's length in steps, fitted to a budget (ffc bench accuracy --budget): "
+              "the run ends there, the poly decay reaches 0 there, and the warm-up is the same "
+              "share of it as warmup_epoch of num_epoch; 0: num_epoch epochs."),
       int_key("max_steps", &Config::max_steps, 0, kMaxInt,
               "Stop after this many steps (the schedule still spans num_epoch); 0: no limit."),
       int_key("save_every", &Config::save_every, 0, kMaxInt,

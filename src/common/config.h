@@ -70,8 +70,9 @@ struct Config {
   std::vector<int64_t> lr_steps = {8, 14, 17};
   bool nesterov = false;
   double clip_grad_norm = 0.0;
-  int64_t max_steps = 0;   // 0: num_epoch epochs
-  int64_t save_every = 0;  // 0: at the end (and on a stop signal) only
+  int64_t max_steps = 0;       // 0: num_epoch epochs
+  int64_t schedule_steps = 0;  // the schedule's length in steps; 0: num_epoch epochs
+  int64_t save_every = 0;      // 0: at the end (and on a stop signal) only
   int64_t save_keep = 3;
   bool save_last = true;
   std::string resume;                 // "", "auto" or a checkpoint path

@@ -496,16 +496,34 @@ void Trainer::setup_optimiser() {
   sched_.base_lr = config_.lr;
   sched_.steps_per_epoch =
       data::schedule_steps_per_epoch(config_, *source_, *planner_, comm_.rank(), comm_.size());
-  sched_.total_steps = config_.num_epoch * sched_.steps_per_epoch;
-  sched_.warmup_steps = config_.warmup_epoch * sched_.steps_per_epoch;
+  if (config_.schedule_steps > 0) {
+    // A schedule fitted to a budget: its warm-up is the share warmup_epoch is of num_epoch.
+    sched_.total_steps = config_.schedule_steps;
+    sched_.warmup_steps = static_cast<int64_t>(std::llround(
+        static_cast<double>(config_.schedule_steps) * static_cast<double>(config_.warmup_epoch) /
+        static_cast<double>(config_.num_epoch)));
+  } else {
+    sched_.total_steps = config_.num_epoch * sched_.steps_per_epoch;
+    sched_.warmup_steps = config_.warmup_epoch * sched_.steps_per_epoch;
+  }
   sched_.milestones_epochs = config_.lr_steps;
   end_ =
       config_.max_steps > 0 ? std::min(config_.max_steps, sched_.total_steps) : sched_.total_steps;
-  spdlog::info("schedule: {} epochs x {} steps{} = {} steps{}, lr {} ({}), batch {} per rank",
-               config_.num_epoch, sched_.steps_per_epoch,
-               config_.epoch_basis == "images" ? " (epoch_basis images)" : "", sched_.total_steps,
-               end_ < sched_.total_steps ? " (stopping at " + std::to_string(end_) + ")" : "",
-               config_.lr, config_.lr_schedule, config_.batch_size);
+  if (config_.schedule_steps > 0) {
+    spdlog::info(
+        "schedule: {} steps (schedule_steps; {} warm-up), epochs of {} steps{}{}, lr {} ({}), "
+        "batch {} per rank",
+        sched_.total_steps, sched_.warmup_steps, sched_.steps_per_epoch,
+        config_.epoch_basis == "images" ? " (epoch_basis images)" : "",
+        end_ < sched_.total_steps ? " (stopping at " + std::to_string(end_) + ")" : "", config_.lr,
+        config_.lr_schedule, config_.batch_size);
+  } else {
+    spdlog::info("schedule: {} epochs x {} steps{} = {} steps{}, lr {} ({}), batch {} per rank",
+                 config_.num_epoch, sched_.steps_per_epoch,
+                 config_.epoch_basis == "images" ? " (epoch_basis images)" : "", sched_.total_steps,
+                 end_ < sched_.total_steps ? " (stopping at " + std::to_string(end_) + ")" : "",
+                 config_.lr, config_.lr_schedule, config_.batch_size);
+  }
   state_.config = &config_;
   state_.comm = &comm_;
   state_.probe = probe_.get();
