@@ -37,6 +37,22 @@ at::Tensor started_tensor(Sgd& sgd) {
   return at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kByte).clone();
 }
 
+// A save that failed on some rank, agreed by all: `why` (what failed, then what became of the
+// files) and what `latest` still names; with save_failure warn logged ("" returned: training goes
+// on), else thrown.
+std::string failed_save(const Config& config, const std::string& dir, int64_t step,
+                        const std::string& why) {
+  const std::string what = "checkpoint at step " + std::to_string(step) +
+                           " could not be written (" + why + "`latest` still names " +
+                           ckpt::latest_checkpoint(dir).value_or(std::string("no checkpoint"));
+  if (config.save_failure == "warn") {
+    spdlog::warn("{}; training continues (save_failure warn)", what);
+    return "";
+  }
+  throw AgreedError(what + ". Free space (df -h " + dir +
+                    ") or set output elsewhere, then resume with --resume auto");
+}
+
 // On rank 0: "" when the checkpoint folder has room for the file `count` describes (what its
 // tensors, chunks and HDF5's metadata take), else the figures of what is missing.
 std::string space_problem(const std::string& dir, const ckpt::CheckpointWriter& count) {
@@ -232,17 +248,9 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
       std::error_code ec;
       std::filesystem::remove(tmp, ec);
     }
-    const std::string what = "checkpoint at step " + std::to_string(step) +
-                             " could not be written (" +
-                             (failure.empty() ? std::string("another rank failed") : failure) +
-                             "); the partial file is removed; `latest` still names " +
-                             ckpt::latest_checkpoint(dir).value_or(std::string("no checkpoint"));
-    if (config.save_failure == "warn") {
-      spdlog::warn("{}; training continues (save_failure warn)", what);
-      return "";
-    }
-    throw AgreedError(what + ". Free space (df -h " + dir +
-                      ") or set output elsewhere, then resume with --resume auto");
+    return failed_save(config, dir, step,
+                       (failure.empty() ? std::string("another rank failed") : failure) +
+                           "); the partial file is removed; ");
   }
   // The commit (rename, `latest`, rotation) runs on rank 0; its failure (the disk filled since the
   // write: `latest` cannot be written) is agreed too, so that every rank stops with its message.
@@ -257,17 +265,10 @@ std::string save_checkpoint(const TrainingState& s, int64_t step) {
   if (comm::any_rank(comm, !commit_failure.empty())) {
     std::error_code ec;
     const bool complete = comm.rank() == 0 && std::filesystem::exists(dir + "/" + name, ec);
-    const std::string what =
-        "checkpoint at step " + std::to_string(step) + " could not be written (" +
+    return failed_save(
+        config, dir, step,
         (commit_failure.empty() ? std::string("rank 0 could not commit it") : commit_failure) +
-        "); " + (complete ? name + " is complete, but " : std::string()) + "`latest` still names " +
-        ckpt::latest_checkpoint(dir).value_or(std::string("no checkpoint"));
-    if (config.save_failure == "warn") {
-      spdlog::warn("{}; training continues (save_failure warn)", what);
-      return "";
-    }
-    throw AgreedError(what + ". Free space (df -h " + dir +
-                      ") or set output elsewhere, then resume with --resume auto");
+            "); " + (complete ? name + " is complete, but " : std::string()));
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
