@@ -169,17 +169,23 @@ def check_images(images, path):
     return 0
 
 
+def write_images(f, images):
+    """The encoded images of a set file, concatenated ("images", uint8), and where each starts
+    ("offsets", int64, one more than the images); shared with tools/ffc_longtail.py."""
+    offsets = np.zeros(len(images) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(b) for b in images])
+    f.create_dataset("images", data=np.frombuffer(b"".join(images), dtype=np.uint8))
+    f.create_dataset("offsets", data=offsets)
+
+
 def write_set(out, images, same, name, source, flip=True):
     """Writes the set file; flip=False records that mirrored images are other identities (a
     glyph set), so that ffc scores the set without the flip test."""
     image_size = check_images(images, source)
-    offsets = np.zeros(len(images) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(b) for b in images])
     tmp = f"{out}.tmp.{os.getpid()}"
     try:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("images", data=np.frombuffer(b"".join(images), dtype=np.uint8))
-            f.create_dataset("offsets", data=offsets)
+            write_images(f, images)
             f.create_dataset("issame", data=np.array(same, dtype=np.uint8))
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = np.int64(FORMAT_VERSION)

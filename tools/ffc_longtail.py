@@ -41,13 +41,10 @@ def write_set(out, images, labels, train_images, population, name, source, flip=
     if len(population) != len(BUCKETS):
         raise ValueError(f"population needs {len(BUCKETS)} entries")
     image_size = bin2ffc.check_images(images, out)
-    offsets = np.zeros(len(images) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(b) for b in images])
     tmp = f"{out}.tmp.{os.getpid()}"
     try:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("images", data=np.frombuffer(b"".join(images), dtype=np.uint8))
-            f.create_dataset("offsets", data=offsets)
+            bin2ffc.write_images(f, images)
             f.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
             f.create_dataset("train_images", data=np.asarray(train_images, dtype=np.int64))
             f.create_dataset("population", data=np.asarray(population, dtype=np.int64))

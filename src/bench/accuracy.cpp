@@ -20,20 +20,22 @@ double num(const Json& j, const std::string& key) {
   return json_number(j, key, std::nan(""));
 }
 
+// The whole of `text` as a number; NaN when it is not one (or has anything after it).
+double whole_number(const std::string& text) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    return used == text.size() ? v : std::nan("");
+  } catch (const std::exception&) {
+    return std::nan("");
+  }
+}
+
 double parse_percent(const std::string& spec, std::string pct) {
   if (!pct.empty() && pct.back() == '%') {
     pct.pop_back();
   }
-  double v = -1;
-  try {
-    size_t used = 0;
-    v = std::stod(pct, &used);
-    if (used != pct.size()) {
-      v = -1;
-    }
-  } catch (const std::exception&) {
-    v = -1;
-  }
+  const double v = whole_number(pct);
   if (!(v > 0 && v <= 100)) {
     throw ConfigError("--runs " + spec +
                       ": the pool after '@' must be a share of N in (0, 100]%, "
@@ -43,16 +45,7 @@ double parse_percent(const std::string& spec, std::string pct) {
 }
 
 double parse_multiple(const std::string& spec, const std::string& text) {
-  double v = -1;
-  try {
-    size_t used = 0;
-    v = std::stod(text, &used);
-    if (used != text.size()) {
-      v = -1;
-    }
-  } catch (const std::exception&) {
-    v = -1;
-  }
+  const double v = whole_number(text);
   if (!(v >= 1 && v <= 1e6)) {
     throw ConfigError("--runs " + spec +
                       ": the pool after '@' ending in x is a multiple of the global gallery batch "
